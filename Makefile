@@ -1,0 +1,31 @@
+# `make demo` and `make test` each set up .venv by themselves; re-running is cheap.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check fmt bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m spacelang check spaces/*.space examples/*.space
+	$(PY) -m spacelang count spaces/autoformer-tiny.space
+	@if [ -f examples/demo.sh ]; then bash examples/demo.sh; fi
+
+test: $(STAMP)
+	$(PY) -m pytest -q -x --durations=10
+
+check: $(STAMP)
+	$(PY) -m spacelang check spaces/*.space examples/*.space
+	$(PY) -m spacelang fmt --check spaces/*.space examples/*.space
+
+bench: $(STAMP)
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

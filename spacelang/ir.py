@@ -1,0 +1,176 @@
+"""The resolved, immutable IR: dimensions, derived expressions and the network skeleton.
+
+Expressions are trees of :class:`Const`, :class:`Ref` (a dimension path) and :class:`Op`;
+names have been resolved, so evaluation needs only an ``env`` mapping dimension paths to values.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import attrs
+
+from .syntax import NO_SPAN, Span
+
+MAX_MAGNITUDE = 1e15
+
+
+@attrs.frozen
+class Const:
+    value: Any
+
+
+@attrs.frozen
+class Ref:
+    path: str
+
+
+@attrs.frozen
+class Op:
+    op: str  # + - * / // % neg min max
+    args: tuple
+
+
+Expr = Const | Ref | Op
+
+
+class EvalError(ValueError):
+    pass
+
+
+def refs(e: Expr) -> set[str]:
+    """Dimension paths an expression depends on."""
+    if isinstance(e, Ref):
+        return {e.path}
+    if isinstance(e, Op):
+        out: set[str] = set()
+        for a in e.args:
+            out |= refs(a)
+        return out
+    return set()
+
+
+def evaluate(e: Expr, env: Mapping[str, Any]) -> Any:
+    """Evaluate with plain arithmetic (never Python eval); raises EvalError on bad arithmetic."""
+    if isinstance(e, Const):
+        return e.value
+    if isinstance(e, Ref):
+        return env[e.path]
+    vals = [evaluate(a, env) for a in e.args]
+    for v in vals:
+        if isinstance(v, (bool, str)):
+            raise EvalError(f"cannot compute with {v!r} ({type(v).__name__})")
+    op = e.op
+    if op == "neg":
+        r = -vals[0]
+    elif op == "min":
+        r = min(vals)
+    elif op == "max":
+        r = max(vals)
+    else:
+        a, b = vals
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            r = a * b
+        elif op in ("/", "//", "%"):
+            if b == 0:
+                raise EvalError(f"division by zero ({a} {op} 0)")
+            r = a / b if op == "/" else (a // b if op == "//" else a % b)
+        else:  # pragma: no cover - the parser produces no other operators
+            raise EvalError(f"unknown operator {op}")
+    if isinstance(r, float) and (math.isnan(r) or abs(r) > MAX_MAGNITUDE) or isinstance(r, int) and abs(r) > MAX_MAGNITUDE:
+        raise EvalError(f"value {r} is out of range")
+    return r
+
+
+def show(e: Expr) -> str:
+    """A readable rendering of an expression (for messages and docs)."""
+    if isinstance(e, Const):
+        return str(e.value)
+    if isinstance(e, Ref):
+        return e.path
+    if e.op in ("min", "max"):
+        return f"{e.op}({', '.join(show(a) for a in e.args)})"
+    if e.op == "neg":
+        return f"-{show(e.args[0])}"
+    return f"({show(e.args[0])} {e.op} {show(e.args[1])})"
+
+
+@attrs.frozen
+class Dim:
+    """One searchable dimension.
+
+    ``path`` is stable and readable (``encoder.dim``, ``encoder.3.heads``, ``s1.1.present``,
+    ``input.resolution``); ``choices`` is the tuple of values in canonical (sorted) order;
+    ``scope`` is ``space``, ``stage`` or ``block``; ``step`` is the S3 rewriter's γ when known.
+    """
+
+    path: str
+    choices: tuple
+    type: str  # int | float | bool | sym | num
+    scope: str  # space | stage | block
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+    step: int | float | None = None
+    stage: str | None = None
+    block: int | None = None
+    field: str = ""
+    origin: str = "field"  # field | let | dim | depth | present | resolution
+    choice_spans: tuple = attrs.field(default=(), eq=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.choices)
+
+    @property
+    def lo(self):
+        return self.choices[0]
+
+    @property
+    def hi(self):
+        return self.choices[-1]
+
+
+@attrs.frozen
+class LayerIR:
+    """A stem, transition, block slot or head: its kind and its fields as expressions."""
+
+    role: str
+    kind: str
+    fields: Mapping[str, Expr]
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+    kind_span: Span = attrs.field(default=NO_SPAN, eq=False)
+    field_spans: Mapping[str, Span] = attrs.field(factory=dict, eq=False)
+    index: int = 0
+    optional: bool = False
+    present: str | None = None  # the `STAGE.I.present` path of an optional block
+
+
+@attrs.frozen
+class StageIR:
+    name: str
+    dim: Expr
+    depth: Expr | None  # Ref to the STAGE.depth dimension, a Const, or None (all blocks)
+    transition: LayerIR | None
+    blocks: tuple
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+    dim_span: Span = attrs.field(default=NO_SPAN, eq=False)
+    depth_span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+
+@attrs.frozen
+class ConstraintIR:
+    metric: str
+    op: str
+    bound: int | float
+    text: str
+    span: Span = attrs.field(default=NO_SPAN, eq=False)
+
+    def holds(self, value: float) -> bool:
+        return {"<=": value <= self.bound, ">=": value >= self.bound,
+                "<": value < self.bound, ">": value > self.bound}[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.text}"

@@ -1,0 +1,62 @@
+"""``mbconv``: MobileNetV2/EfficientNet inverted residual (NASViT's convolutional stages).
+
+1×1 expansion to ``in_dim * expand`` channels, ``kernel``×``kernel`` depthwise conv with
+``stride``, optional squeeze-excitation, 1×1 projection to ``dim``; residual when shapes match.
+"""
+from .base import Context, Field, Kind, KindError, fields
+from .counting import BATCH_NORM, finish
+
+FIELDS = fields(
+    Field("kernel", "int", default=3, min=1),
+    Field("expand", "float", default=6, min=1),
+    Field("se", "bool", default=False, doc="squeeze-and-excitation"),
+    Field("stride", "int", default=1, min=1),
+    Field("act", "sym", default="swish", symbols=("swish", "relu", "gelu")),
+)
+
+
+def normalize(f: dict, ctx: Context) -> dict:
+    if f["kernel"] % 2 == 0:
+        raise KindError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
+    hidden = round(ctx.in_dim * f["expand"])
+    out = (ctx.in_size - 1) // f["stride"] + 1
+    return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=out, kernel=f["kernel"],
+                expand=f["expand"], hidden=hidden, se=f["se"], stride=f["stride"], act=f["act"],
+                residual=f["stride"] == 1 and ctx.in_dim == ctx.dim)
+
+
+def se_width(hidden: int) -> int:
+    """Channels of the squeeze-excitation bottleneck: a quarter of ``hidden`` rounded to a
+    multiple of 8 (never down by more than 10%), as in AttentiveNAS/NASViT's SE layer."""
+    quarter = hidden // 4
+    v = max(8, (quarter + 4) // 8 * 8)
+    return v + 8 if v < 0.9 * quarter else v
+
+
+def cost(f, convention: str = "fvcore") -> tuple[int, int]:
+    """1×1 expansion ``in_dim`` → ``hidden`` (absent when ``hidden == in_dim``), depthwise
+    ``kernel``² conv with ``stride``, optional SE (mean pooling — uncounted — then two 1×1 convs
+    with bias through :func:`se_width` channels), 1×1 projection to ``dim``; every conv is
+    bias-free and followed by an eval-mode BatchNorm."""
+    cin, hid, c = f["in_dim"], f["hidden"], f["dim"]
+    i2, o2 = f["in_size"] ** 2, f["size"] ** 2
+    params = macs = extra = 0
+    if hid != cin:
+        params += cin * hid + 2 * hid
+        macs += cin * hid * i2
+        extra += BATCH_NORM * hid * i2
+    dw = hid * f["kernel"] ** 2
+    params += dw + 2 * hid
+    macs += dw * o2
+    extra += BATCH_NORM * hid * o2
+    if f["se"]:
+        r = se_width(hid)
+        params += 2 * hid * r + r + hid
+        macs += 2 * hid * r
+    params += hid * c + 2 * c
+    macs += hid * c * o2
+    extra += BATCH_NORM * c * o2
+    return finish(params, macs, extra, convention)
+
+
+KIND = Kind("mbconv", frozenset({"block", "downsample"}), FIELDS, normalize, doc=__doc__, cost=cost)

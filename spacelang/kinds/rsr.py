@@ -1,0 +1,34 @@
+"""``rsr``: ViT-ResNAS residual spatial reduction.
+
+Main path: LayerNorm, 3×3 convolution with stride 2 to the new width, a new absolute position
+embedding.  Skip path: 2×2 average pooling with the channels zero-padded to the new width.  The
+class token goes through LayerNorm + linear, with a zero-padded identity skip.
+"""
+from .base import Context, Kind, KindError, fields
+from .counting import LAYER_NORM, finish
+
+
+def normalize(f: dict, ctx: Context) -> dict:
+    if ctx.in_size % 2:
+        raise KindError(None, f"residual spatial reduction needs an even feature map, got {ctx.in_size}×{ctx.in_size}",
+                        "change the input resolution or the stem's patch size")
+    if ctx.dim < ctx.in_dim:
+        raise KindError(None, f"rsr widens the tokens but the width falls from {ctx.in_dim} to {ctx.dim}",
+                        "the skip path zero-pads channels; make the new stage at least as wide")
+    return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=ctx.in_size // 2, cls=ctx.cls_token)
+
+
+def cost(f, convention: str = "fvcore") -> tuple[int, int]:
+    """One LayerNorm over every incoming token (class token included); a 3×3 stride-2 conv
+    ``in_dim`` → ``dim`` with bias and a new position embedding over the ``size``² patch tokens;
+    the class token's linear ``in_dim`` → ``dim`` with bias.  The skip path (2×2 average pooling
+    and zero padding) has no weights and counts nothing (fvcore ignores ``avg_pool2d``)."""
+    cin, c, s2, cls = f["in_dim"], f["dim"], f["size"] ** 2, f["cls"]
+    conv = 9 * cin * c
+    params = 2 * cin + conv + c + s2 * c + cls * (cin * c + c)
+    macs = conv * s2 + cls * cin * c
+    extra = LAYER_NORM * cin * (f["in_size"] ** 2 + cls)
+    return finish(params, macs, extra, convention)
+
+
+KIND = Kind("rsr", frozenset({"downsample"}), fields(), normalize, doc=__doc__, cost=cost)

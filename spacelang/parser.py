@@ -1,0 +1,363 @@
+"""Text → syntax tree.  Hostile input (binary, bad UTF-8, absurd sizes, deep nesting) is refused
+with one clean diagnostic before Lark sees it; syntax errors become diagnostics with the
+expected tokens as a hint.  Nothing is ever evaluated."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import attrs
+import lark
+from lark import Token, Transformer, v_args
+
+from . import syntax as S
+from .diagnostics import Diagnostic, SpaceError, error
+
+MAX_FILE_BYTES = 1 << 20      # a real space is a few KB; refuse beyond 1 MiB
+MAX_LINE_CHARS = 10_000
+MAX_NESTING = 64              # brackets/braces/parentheses
+MAX_INT_DIGITS = 15
+MAX_SYNTAX_ERRORS = 10
+
+
+@lru_cache(maxsize=1)
+def _lark() -> lark.Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                     lexer_callbacks={})
+
+
+def _span_of(x) -> S.Span:
+    if isinstance(x, Token):
+        return S.Span(x.line, x.column, x.end_line, x.end_column, x.start_pos, x.end_pos)
+    m = x.meta if hasattr(x, "meta") else x
+    if getattr(m, "empty", True):
+        return S.NO_SPAN
+    return S.Span(m.line, m.column, m.end_line, m.end_column, m.start_pos, m.end_pos)
+
+
+def read_source(path: str) -> str:
+    """Read a .space file, refusing what is not a reasonable text file (raises SpaceError)."""
+    def fail(msg, hint=None):
+        raise SpaceError([error(path, None, msg, hint)])
+    try:
+        if os.path.isdir(path):
+            fail("is a directory, not a .space file", "pass the .space files inside it, e.g. DIR/*.space")
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            fail(f"file is {size:,} bytes; a .space file is limited to {MAX_FILE_BYTES:,}",
+                 "is this really a search space?")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        fail("no such file")
+    except PermissionError:
+        fail("permission denied")
+    except IsADirectoryError:
+        fail("is a directory, not a .space file")
+    except OSError as e:
+        fail(f"cannot read: {e.strerror or e}")
+    return decode_source(data, path)
+
+
+def decode_source(data: bytes, filename: str) -> str:
+    if b"\0" in data[:8192]:
+        raise SpaceError([error(filename, None, "binary file (contains NUL bytes), not .space text")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SpaceError([error(filename, None,
+                                f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}, line {line})",
+                                "save the file as UTF-8")])
+
+
+def _precheck(text: str, filename: str) -> None:
+    """Refuse sizes that would make lexing/parsing/evaluation slow or deep, in linear time."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpaceError([error(filename, None, f"text is {len(text):,} characters; the limit is {MAX_FILE_BYTES:,}")])
+    line_no, start = 1, 0
+    depth, deepest_at = 0, None
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            if i - start > MAX_LINE_CHARS:
+                sp = S.Span(line_no, 1, line_no, 2, start, start + 1)
+                raise SpaceError([error(filename, sp, f"line {line_no} is {i - start:,} characters long (limit {MAX_LINE_CHARS:,})",
+                                        "a .space statement fits on a line; is this a .space file?")], text)
+            line_no, start = line_no + 1, i + 1
+        elif ch in "({[":
+            depth += 1
+            if depth > MAX_NESTING and deepest_at is None:
+                deepest_at = S.Span(line_no, i - start + 1, line_no, i - start + 2, i, i + 1)
+        elif ch in ")}]":
+            depth -= 1
+    if len(text) - start > MAX_LINE_CHARS:
+        sp = S.Span(line_no, 1, line_no, 2, start, start + 1)
+        raise SpaceError([error(filename, sp, f"line {line_no} is {len(text) - start:,} characters long (limit {MAX_LINE_CHARS:,})",
+                                "a .space statement fits on a line; is this a .space file?")], text)
+    if deepest_at is not None:
+        raise SpaceError([error(filename, deepest_at, f"brackets nested more than {MAX_NESTING} deep",
+                                "split the expression into named `let` parameters")], text)
+
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "QUANTITY": "a quantity like 9M",
+    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "EQUAL": "'='",
+    "TRUE": "'true'", "FALSE": "'false'", "MINMAX": "'min' or 'max'", "METRIC": "'params' or 'flops'",
+    "CMP": "a comparison (<=, >=, <, >)", "OPTIONAL": "'optional'", "NEG": "'-'", "PLUS": "'+'", "STAR": "'*'",
+    "SLASH": "'/'", "DSLASH": "'//'", "PERCENT": "'%'", "$END": "the end of the file",
+}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TOKEN_NAMES:
+        return _TOKEN_NAMES[terminal]
+    try:
+        pat = _lark().get_terminal(terminal).pattern
+        if isinstance(pat, lark.lexer.PatternStr):
+            return f"'{pat.value}'"
+    except KeyError:
+        pass
+    return terminal.lower()
+
+
+def _expected_hint(expected) -> str | None:
+    names = sorted({_describe(t) for t in expected})
+    if not names:
+        return None
+    if len(names) > 8:
+        names = names[:8] + ["…"]
+    return "expected " + ", ".join(names)
+
+
+def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
+    """Parse ``.space`` text into a :class:`~spacelang.syntax.SpaceFile` (raises SpaceError)."""
+    _precheck(text, filename)
+    comments: list[Token] = []
+    diags: list[Diagnostic] = []
+
+    def on_error(e: lark.exceptions.UnexpectedInput) -> bool:
+        diags.append(_syntax_diag(e, filename, text))
+        return len(diags) < MAX_SYNTAX_ERRORS and isinstance(e, lark.exceptions.UnexpectedToken) \
+            and e.token.type != "$END"
+
+    parser = _lark()
+    try:
+        # comments are ignored by the grammar; collect them through a lexer pass of their own
+        tree = parser.parse(text, on_error=on_error)
+    except lark.exceptions.UnexpectedInput as e:
+        if not diags or diags[-1].span.start != _err_span(e).start:
+            diags.append(_syntax_diag(e, filename, text))
+        raise SpaceError(diags, text)
+    except RecursionError:
+        raise SpaceError([error(filename, None, "input nested too deeply")], text)
+    if diags:
+        raise SpaceError(diags, text)
+    try:
+        result = _ToAst(filename, text).transform(tree)
+    except _AstError as e:
+        raise SpaceError([e.diag], text)
+    return attrs.evolve(result, comments=tuple(collect_comments(text)), source=text, filename=filename)
+
+
+def collect_comments(text: str) -> list[S.Comment]:
+    """Every ``#`` comment with its position; ``own_line`` when only whitespace precedes it."""
+    out = []
+    for tok in _lark().lex(text, dont_ignore=True):
+        if tok.type == "COMMENT":
+            line_start = text.rfind("\n", 0, tok.start_pos) + 1
+            own = text[line_start:tok.start_pos].strip() == ""
+            out.append(S.Comment(tok.value.rstrip(), tok.line, tok.column, own))
+    return out
+
+
+def _err_span(e) -> S.Span:
+    tok = getattr(e, "token", None)
+    if isinstance(tok, Token) and tok.type != "$END" and tok.line is not None:
+        return _span_of(tok)
+    line, col = getattr(e, "line", 0) or 0, getattr(e, "column", 0) or 0
+    pos = getattr(e, "pos_in_stream", 0) or 0
+    return S.Span(line, col, line, col + 1, pos, pos + 1)
+
+
+def _syntax_diag(e, filename: str, text: str) -> Diagnostic:
+    span = _err_span(e)
+    if isinstance(e, lark.exceptions.UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        return error(filename, span, f"unexpected character {ch!r}", _expected_hint(e.allowed or ()))
+    if isinstance(e, lark.exceptions.UnexpectedEOF) or getattr(e.token, "type", None) == "$END":
+        lines = text.split("\n")
+        last = len(lines)
+        col = len(lines[-1]) + 1
+        return error(filename, S.Span(last, col, last, col + 1, len(text), len(text)),
+                     "unexpected end of file", _expected_hint(getattr(e, "expected", ())))
+    tok = e.token
+    if span.line == 1 and span.col == 1 and not text.lstrip().startswith("space"):
+        return error(filename, span, f"unexpected {tok.value!r}: a .space file starts with `space NAME`",
+                     "e.g. `space my_space`; this does not look like a .space file")
+    return error(filename, span, f"unexpected {_describe_token(tok)}", _expected_hint(e.expected))
+
+
+def _describe_token(tok: Token) -> str:
+    v = tok.value if len(tok.value) <= 30 else tok.value[:27] + "..."
+    return f"{v!r}"
+
+
+class _AstError(Exception):
+    def __init__(self, diag):
+        self.diag = diag
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Lark tree → syntax nodes with spans; checks literal sizes."""
+
+    def __init__(self, filename: str, text: str):
+        super().__init__()
+        self.filename = filename
+        self.text = text
+
+    def _int(self, tok: Token) -> int:
+        if len(tok.value) > MAX_INT_DIGITS:
+            raise _AstError(error(self.filename, _span_of(tok), f"integer {tok.value[:20]}… has {len(tok.value)} digits",
+                                  f"integers are limited to {MAX_INT_DIGITS} digits"))
+        return int(tok.value)
+
+    def _float(self, tok: Token) -> float:
+        if len(tok.value) > 40:
+            raise _AstError(error(self.filename, _span_of(tok), "number literal too long"))
+        v = float(tok.value)
+        if v != v or v in (float("inf"),) or abs(v) > 1e15:
+            raise _AstError(error(self.filename, _span_of(tok), f"number {tok.value} is out of range",
+                                  "numbers are limited to magnitudes below 1e15"))
+        return v
+
+    # values
+    def int_lit(self, meta, ch):
+        return S.Num(self._int(ch[0]), _span_of(ch[0]))
+
+    def float_lit(self, meta, ch):
+        return S.Num(self._float(ch[0]), _span_of(ch[0]))
+
+    def true_lit(self, meta, ch):
+        return S.Bool(True, _span_of(ch[0]))
+
+    def false_lit(self, meta, ch):
+        return S.Bool(False, _span_of(ch[0]))
+
+    def name(self, meta, ch):
+        return S.Name(ch[0].value, _span_of(ch[0]))
+
+    def binop(self, meta, ch):
+        return S.BinOp(ch[1].value, ch[0], ch[2], _span_of(meta))
+
+    def neg(self, meta, ch):
+        operand = ch[1]
+        if isinstance(operand, S.Num):  # fold negative literals
+            return S.Num(-operand.value, _span_of(meta))
+        return S.Neg(operand, _span_of(meta))
+
+    def call(self, meta, ch):
+        return S.Call(ch[0].value, tuple(ch[1:]), _span_of(meta))
+
+    def number(self, meta, ch):
+        sign = -1 if ch[0].type == "NEG" else 1
+        tok = ch[-1]
+        v = self._int(tok) if tok.type == "INT" else self._float(tok)
+        return S.Num(sign * v, _span_of(meta))
+
+    def literal(self, meta, ch):
+        x = ch[0]
+        if isinstance(x, Token):
+            if x.type == "TRUE":
+                return S.Bool(True, _span_of(x))
+            if x.type == "FALSE":
+                return S.Bool(False, _span_of(x))
+            return S.Name(x.value, _span_of(x))
+        return x
+
+    def step(self, meta, ch):
+        return ch[0]
+
+    def choice(self, meta, ch):
+        # the step annotation is the Num that follows the closing brace
+        step = ch[-1] if len(ch) > 1 and "}" in self.text[ch[-2].span.end:ch[-1].span.start] else None
+        items = tuple(ch[:-1]) if step is not None else tuple(ch)
+        return S.Choice(items, step, _span_of(meta))
+
+    def range(self, meta, ch):
+        step = ch[2] if len(ch) > 2 else None
+        return S.Range(ch[0], ch[1], step, _span_of(meta))
+
+    # statements
+    def field(self, meta, ch):
+        return S.Field(ch[0].value, ch[1], _span_of(ch[0]), _span_of(meta))
+
+    def field_block(self, meta, ch):
+        return tuple(ch)
+
+    def block_decl(self, meta, ch):
+        kind = ch[0]
+        optional = any(isinstance(c, Token) and c.type == "OPTIONAL" for c in ch[1:])
+        body = [c for c in ch[1:] if isinstance(c, tuple)]
+        return S.Block(kind.value, optional, body[0] if body else (), bool(body), _span_of(kind), _span_of(meta))
+
+    def repeat_decl(self, meta, ch):
+        return S.Repeat(S.Num(self._int(ch[0]), _span_of(ch[0])), tuple(ch[1:]), _span_of(meta))
+
+    def let_decl(self, meta, ch):
+        return S.Let(ch[0].value, ch[1], _span_of(ch[0]), _span_of(meta))
+
+    def downsample_decl(self, meta, ch):
+        body = ch[1] if len(ch) > 1 else None
+        return S.Downsample(ch[0].value, body or (), body is not None, _span_of(ch[0]), _span_of(meta))
+
+    def dim_decl(self, meta, ch):
+        return S.DimDecl(ch[0], _span_of(meta))
+
+    def depth_decl(self, meta, ch):
+        return S.DepthDecl(ch[0], _span_of(meta))
+
+    def stage_decl(self, meta, ch):
+        return S.Stage(ch[0].value, tuple(ch[1:]), _span_of(ch[0]), _span_of(meta))
+
+    def template_decl(self, meta, ch):
+        return S.Template(ch[0].value, ch[1].value, ch[2], _span_of(ch[0]), _span_of(ch[1]), _span_of(meta))
+
+    def stem_decl(self, meta, ch):
+        body = ch[1] if len(ch) > 1 else None
+        return S.Stem(ch[0].value, body or (), body is not None, _span_of(ch[0]), _span_of(meta))
+
+    def head_decl(self, meta, ch):
+        body = ch[1] if len(ch) > 1 else None
+        return S.Head(ch[0].value, body or (), body is not None, _span_of(ch[0]), _span_of(meta))
+
+    def input_decl(self, meta, ch):
+        return S.Input(ch[0], S.Num(self._int(ch[1]), _span_of(ch[1])), _span_of(meta))
+
+    def classes_decl(self, meta, ch):
+        return S.Classes(S.Num(self._int(ch[0]), _span_of(ch[0])), _span_of(meta))
+
+    def quantity(self, meta, ch):
+        return ch[0]
+
+    def constraint_decl(self, meta, ch):
+        metric, op, q = ch
+        text = q.value
+        scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1], 1)
+        num = text[:-1] if scale != 1 else text
+        if len(num) > MAX_INT_DIGITS + 2:
+            raise _AstError(error(self.filename, _span_of(q), "constraint bound too large"))
+        value = float(num) * scale
+        bound = int(value) if value == int(value) else value
+        return S.Constraint(metric.value, op.value, text, bound, _span_of(meta))
+
+    def space_decl(self, meta, ch):
+        return ch[0]
+
+    def start(self, meta, ch):
+        name = ch[0]
+        return S.SpaceFile(name.value, tuple(ch[1:]), (), _span_of(name), _span_of(meta))
+
+
