@@ -12,7 +12,7 @@ import math
 from typing import Any, Callable
 
 import attrs
-import networkx as nx
+import graphlib
 
 from . import kinds as K
 from . import syntax as S
@@ -270,25 +270,30 @@ class Resolver:
         ``entries``: name -> (syntax value, path, scope, fdef, origin, stage, block, span)
         Returns name -> Expr (None for entries that failed).
         """
-        graph = nx.DiGraph()
-        graph.add_nodes_from(entries)
+        deps: dict[str, set[str]] = {name: set() for name in entries}
         for name, ent in entries.items():
             v, fdef = ent[0], ent[3]
             if isinstance(v, (S.Choice, S.Range)) or (fdef is not None and fdef.type == "sym"):
                 continue
             for n in _expr_names(v):
-                if n.name in entries and n.name != name:
-                    graph.add_edge(name, n.name)
-                elif n.name == name:
-                    graph.add_edge(name, name)
+                if n.name in entries:
+                    deps[name].add(n.name)
         out: dict[str, Expr | None] = {}
         cyclic: set[str] = set()
-        for cycle in nx.simple_cycles(graph):
-            cyclic |= set(cycle)
-            first = min(cycle, key=lambda n: entries[n][7].start)
-            chain = " → ".join(cycle[cycle.index(first):] + cycle[:cycle.index(first)] + [first])
-            self.d.add(entries[first][7], f"derived {kind_desc} form a cycle: {chain}",
-                       "one of them must be a literal, a choice set or a range")
+        try:
+            order = list(graphlib.TopologicalSorter(deps).static_order())
+        except graphlib.CycleError:
+            # rare path: name every cycle (networkx enumerates them), then order the rest
+            import networkx as nx
+            graph = nx.DiGraph([(a, b) for a, bs in deps.items() for b in bs])
+            for cycle in nx.simple_cycles(graph):
+                cyclic |= set(cycle)
+                first = min(cycle, key=lambda n: entries[n][7].start)
+                chain = " → ".join(cycle[cycle.index(first):] + cycle[:cycle.index(first)] + [first])
+                self.d.add(entries[first][7], f"derived {kind_desc} form a cycle: {chain}",
+                           "one of them must be a literal, a choice set or a range")
+            rest = {n: ds - cyclic for n, ds in deps.items() if n not in cyclic}
+            order = list(graphlib.TopologicalSorter(rest).static_order())
         for name in cyclic:
             out[name] = None
 
@@ -297,7 +302,7 @@ class Resolver:
                 return out.get(n)
             return outer(n)
 
-        order = [n for n in reversed(list(nx.topological_sort(graph.subgraph(set(entries) - cyclic))))]
+        order = [n for n in order if n in entries and n not in cyclic]
         for name in order:
             v, path, scope, fdef, origin, stage, block, span = entries[name]
             out[name] = self.value(v, path, scope, fdef, name if origin in ("field", "let") else origin,
