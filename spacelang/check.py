@@ -109,7 +109,7 @@ class _Checker:
             for si, st in enumerate(sp.stages):
                 where = f" in stage {st.name}"
                 if st.transition is not None:
-                    t = self._norm(("t", si), st.transition, env, Context(cur_dim, dims[si], cur_size, cls_token=cls), where)
+                    t = self._norm(("t", si), st.transition, env, Context(cur_dim, dims[si], cur_size, cls_token=cls, role="downsample"), where)
                     if t is None:
                         ok = False
                         break

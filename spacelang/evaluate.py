@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from . import kinds as K
-from .ir import EvalError, LayerIR, show
+from .ir import EvalError, LayerIR, evaluate, show
 from .kinds.base import Context, KindError
 
 
@@ -26,16 +26,11 @@ def field_values(layer: LayerIR, env: Mapping[str, Any]) -> dict:
             continue
         expr = layer.fields[name]
         try:
-            v = _evaluate(expr, env)
+            v = evaluate(expr, env)
         except EvalError as e:
             raise FieldError(name, f"{name} = {show(expr)}: {e}") from None
         out[name] = coerce(name, fdef, v, expr)
     return out
-
-
-def _evaluate(expr, env):
-    from .ir import evaluate
-    return evaluate(expr, env)
 
 
 def coerce(name, fdef, v, expr=None):

@@ -105,7 +105,7 @@ def _precheck(text: str, filename: str) -> None:
 _TOKEN_NAMES = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "QUANTITY": "a quantity like 9M",
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "EQUAL": "'='",
-    "TRUE": "'true'", "FALSE": "'false'", "MINMAX": "'min' or 'max'", "METRIC": "'params' or 'flops'",
+    "TRUE": "'true'", "FALSE": "'false'", "MIN": "'min'", "MAX": "'max'", "METRIC": "'params' or 'flops'",
     "CMP": "a comparison (<=, >=, <, >)", "OPTIONAL": "'optional'", "NEG": "'-'", "PLUS": "'+'", "STAR": "'*'",
     "SLASH": "'/'", "DSLASH": "'//'", "PERCENT": "'%'", "$END": "the end of the file",
 }
@@ -140,6 +140,8 @@ def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
 
     def on_error(e: lark.exceptions.UnexpectedInput) -> bool:
         diags.append(_syntax_diag(e, filename, text))
+        if diags[0].message.endswith(_NOT_SPACE):
+            return False  # not a .space file at all: one diagnostic says so, no cascade
         return len(diags) < MAX_SYNTAX_ERRORS and isinstance(e, lark.exceptions.UnexpectedToken) \
             and e.token.type != "$END"
 
@@ -159,6 +161,10 @@ def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
         result = _ToAst(filename, text).transform(tree)
     except _AstError as e:
         raise SpaceError([e.diag], text)
+    except lark.exceptions.VisitError as e:  # Lark wraps what the transformer raises
+        if isinstance(e.orig_exc, _AstError):
+            raise SpaceError([e.orig_exc.diag], text) from None
+        raise
     return attrs.evolve(result, comments=tuple(collect_comments(text)), source=text, filename=filename)
 
 
@@ -195,9 +201,12 @@ def _syntax_diag(e, filename: str, text: str) -> Diagnostic:
                      "unexpected end of file", _expected_hint(getattr(e, "expected", ())))
     tok = e.token
     if span.line == 1 and span.col == 1 and not text.lstrip().startswith("space"):
-        return error(filename, span, f"unexpected {tok.value!r}: a .space file starts with `space NAME`",
+        return error(filename, span, f"unexpected {_describe_token(tok)}{_NOT_SPACE}",
                      "e.g. `space my_space`; this does not look like a .space file")
     return error(filename, span, f"unexpected {_describe_token(tok)}", _expected_hint(e.expected))
+
+
+_NOT_SPACE = ": a .space file starts with `space NAME`"
 
 
 def _describe_token(tok: Token) -> str:

@@ -258,6 +258,13 @@ class Resolver:
         if fdef is not None and fdef.type == "bool" and isinstance(v, S.Name):
             self.d.add(v.span, f"{field} takes true or false, got {v.name}")
             return None
+        # a literal of the wrong type is a name/type error: report it now, with the others
+        ltype = "int" if origin in ("dim", "resolution") else (fdef.type if fdef is not None else None)
+        if ltype is not None and isinstance(v, (S.Num, S.Bool)):
+            bad = _literal_type_error(v, ltype, field, fdef)
+            if bad is not None:
+                self.d.add(v.span, *bad)
+                return None
         if fdef is not None and fdef.min is not None and isinstance(v, S.Num) and v.value < fdef.min:
             self.d.add(v.span, f"{field} must be ≥ {_fmt_num(fdef.min)}, got {_fmt_num(v.value)}")
             return None
@@ -597,6 +604,24 @@ class Resolver:
 
 
 _MISSING = object()
+
+
+def _literal_type_error(v, ltype: str, field: str, fdef) -> tuple[str, str | None] | None:
+    """(message, hint) when the literal ``v`` does not fit a field of type ``ltype``."""
+    shown = ("true" if v.value else "false") if isinstance(v, S.Bool) else _fmt_num(v.value)
+    if ltype == "int":
+        if isinstance(v, S.Num) and isinstance(v.value, int):
+            return None
+        hint = f"write {int(v.value)}" if isinstance(v, S.Num) and float(v.value).is_integer() else None
+        return f"{field} takes integers, got {shown}", hint
+    if ltype == "float":
+        return None if isinstance(v, S.Num) else (f"{field} takes numbers, got {shown}", None)
+    if ltype == "bool":
+        return None if isinstance(v, S.Bool) else (f"{field} takes true or false, got {shown}", None)
+    if ltype == "sym":
+        symbols = getattr(fdef, "symbols", ())
+        return f"{field} takes a name, got {shown}", ("one of: " + ", ".join(symbols) if symbols else None)
+    return None
 
 
 def _with(lookup, extra: dict):

@@ -41,6 +41,8 @@ class Space:
         self.head: LayerIR = resolved.head
         self.constraints: tuple[ConstraintIR, ...] = resolved.constraints
         self.warnings = warnings
+        self._norm_cache: dict = {}
+        self._layer_refs: dict = {}
         self._analyse(resolved.dims)
 
     # ------------------------------------------------------------------ structure
@@ -277,7 +279,21 @@ class Space:
         except (KindError, FieldError, EvalError) as e:
             raise ArchError(None, f"arch is not buildable: {getattr(e, 'message', e)}") from None
 
+    def _norm(self, layer: LayerIR, env, ctx: Context) -> dict:
+        """``normalize`` memoised on (layer, context, values of the dimensions it reads)."""
+        keys = self._layer_refs.get(id(layer))
+        if keys is None:
+            keys = self._layer_refs[id(layer)] = tuple(sorted(set().union(*map(refs, layer.fields.values()))))
+        key = (id(layer), ctx, tuple(env[k] for k in keys))
+        hit = self._norm_cache.get(key)
+        if hit is None:
+            if len(self._norm_cache) > 200_000:
+                self._norm_cache.clear()
+            hit = self._norm_cache[key] = normalize(layer, env, ctx)
+        return hit
+
     def _netspec(self, env) -> NetSpec:
+        normalize = self._norm
         res = evaluate(self.resolution, env)
         cls = head_has_cls(self.head, env)
         stage_dims = [evaluate(st.dim, env) for st in self.stages]
@@ -288,7 +304,7 @@ class Space:
             dim = stage_dims[si]
             trans = None
             if st.transition is not None:
-                tf = normalize(st.transition, env, Context(cur_dim, dim, cur_size, cls_token=cls))
+                tf = normalize(st.transition, env, Context(cur_dim, dim, cur_size, cls_token=cls, role="downsample"))
                 trans = Layer(st.transition.kind, tf)
                 cur_dim, cur_size = tf["dim"], tf["size"]
             blocks = []
@@ -309,10 +325,38 @@ class Space:
         return supernet_spec(self)
 
     def cost_range(self):
-        """(cost of the smallest subnet, cost of the largest): exact bounds, since every kind's
-        params and FLOPs grow with each width, depth, window and resolution choice."""
-        from .cost import cost
-        return cost(self, self.min_arch()), cost(self, self.max_arch())
+        """``(Cost(min params, min FLOPs), Cost(max params, max FLOPs))`` over the space.
+
+        Blocks only add cost, so depths and optional blocks sit at their extremes; every other
+        dimension is then improved coordinate by coordinate until nothing changes.  Where cost
+        grows with every choice (all transformer spaces) this returns the min and max archs
+        exactly; where it does not (attention splits: more splits, fewer FLOPs) it finds them.
+        """
+        if getattr(self, "_cost_range", None) is None:
+            from .cost import Cost
+            ext = {(m, s): self._extreme(m, s) for m in ("params", "flops") for s in (-1, 1)}
+            self._cost_range = (Cost(ext["params", -1], ext["flops", -1]), Cost(ext["params", 1], ext["flops", 1]))
+        return self._cost_range
+
+    def _extreme(self, metric: str, sign: int) -> int:
+        from .cost import netspec_cost
+        arch = dict(self.max_arch() if sign > 0 else self.min_arch())
+        value = lambda a: getattr(netspec_cost(self._netspec(a)), metric)
+        best = value(arch)
+        free = [d for d in self.dims if d.origin != "present" and d.path not in self._depth_paths and d.path in arch]
+        for _ in range(4):
+            improved = False
+            for d in free:
+                for c in d.choices:
+                    if c == arch[d.path]:
+                        continue
+                    trial = {**arch, d.path: c}
+                    v = value(trial)
+                    if v * sign > best * sign:
+                        arch, best, improved = trial, v, True
+            if not improved:
+                break
+        return best
 
     def canonical_json(self, arch: Mapping[str, Any]) -> str:
         return json.dumps(self.validate(arch), sort_keys=True)

@@ -46,6 +46,7 @@ class Context:
     index: int = 0       # block index within its stage (0 for non-blocks)
     cls_token: bool = False  # whether the token sequence carries a class token
     classes: int = 0     # number of classes (heads)
+    role: str = ""       # stem | downsample | block | head
 
 
 class KindError(Exception):

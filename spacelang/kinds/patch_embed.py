@@ -19,6 +19,9 @@ FIELDS = fields(
 
 
 def normalize(f: dict, ctx: Context) -> dict:
+    if ctx.role == "downsample" and ctx.cls_token:
+        raise KindError(None, "re-tokenising with patch_embed cannot carry a class token",
+                        "use `head linear { pool avg }`, or `rsr`, which carries the class token")
     kernel = f["kernel"] if f["kernel"] is not None else f["patch"]
     stride = f["stride"] if f["stride"] is not None else f["patch"]
     padding = f["padding"] if f["padding"] is not None else (kernel // 2 if kernel > stride else 0)

@@ -1,0 +1,243 @@
+"""Resource bands: ``--where`` expressions and a space's ``constraint``s as intervals per metric.
+
+A band is the intersection of bounds on the metrics of :class:`spacelang.cost.Cost`
+(``params``, ``flops``).  ``--where`` takes small comparison expressions, parsed here by hand
+(never ``eval``)::
+
+    params<=23M        flops < 1.5G        18M <= params <= 23M        23M >= params > 18M
+    params<=23M, flops<=5G                 params >= 18M and params <= 23M
+
+Quantities are decimal numbers with an optional exponent and an optional K/M/G suffix
+(``23M`` = 23,000,000; ``1.5G``; ``18e6``); they are kept exact (``fractions.Fraction``), so
+``22.9M`` is exactly 22,900,000 and strict bounds compare exactly against integer costs.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Iterable, Mapping
+
+import attrs
+
+METRICS = ("params", "flops")
+_SCALE = {"": 1, "K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9}
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?P<unit>[KkMG]?)(?![\w.])"
+                    r"|(?P<name>[A-Za-z_]\w*)|(?P<op><=|>=|<|>|=)|(?P<sep>,))")
+
+
+class WhereError(ValueError):
+    """A ``--where`` expression that does not parse (the message points at the problem)."""
+
+
+class InfeasibleError(ValueError):
+    """No arch of the space can satisfy the band; the message names the band and the space's range."""
+
+
+def format_quantity(v) -> str:
+    """23000000 -> 23M, 22900000 -> 22.9M, 1500000000 -> 1.5G (exact up to 7 significant digits)."""
+    v = Fraction(v)
+    for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(v) >= scale:
+            return f"{float(v / scale):.7g}{unit}"
+    return f"{float(v):.7g}"
+
+
+@attrs.frozen
+class Interval:
+    """``lo (<|<=) x (<|<=) hi`` with either end open (None)."""
+
+    lo: Fraction | None = None
+    hi: Fraction | None = None
+    lo_strict: bool = False
+    hi_strict: bool = False
+
+    def contains(self, v) -> bool:
+        if self.lo is not None and (v < self.lo or (self.lo_strict and v == self.lo)):
+            return False
+        if self.hi is not None and (v > self.hi or (self.hi_strict and v == self.hi)):
+            return False
+        return True
+
+    def intersect(self, other: "Interval") -> "Interval":
+        lo, ls = self.lo, self.lo_strict
+        if other.lo is not None and (lo is None or other.lo > lo or (other.lo == lo and other.lo_strict)):
+            lo, ls = other.lo, other.lo_strict
+        hi, hs = self.hi, self.hi_strict
+        if other.hi is not None and (hi is None or other.hi < hi or (other.hi == hi and other.hi_strict)):
+            hi, hs = other.hi, other.hi_strict
+        return Interval(lo, hi, ls, hs)
+
+    def empty(self) -> bool:
+        if self.lo is None or self.hi is None:
+            return False
+        return self.lo > self.hi or (self.lo == self.hi and (self.lo_strict or self.hi_strict))
+
+    def overlaps(self, lo, hi) -> bool:
+        """Whether the closed range [lo, hi] has a point in this interval."""
+        return not self.intersect(Interval(Fraction(lo), Fraction(hi))).empty()
+
+    def closed_int(self) -> tuple[int | None, int | None]:
+        """The same interval over the integers as closed ends (costs are integers): fast to test."""
+        import math
+        lo = hi = None
+        if self.lo is not None:
+            lo = math.floor(self.lo) + 1 if self.lo_strict else math.ceil(self.lo)
+        if self.hi is not None:
+            hi = math.ceil(self.hi) - 1 if self.hi_strict else math.floor(self.hi)
+        return lo, hi
+
+    def describe(self, metric: str) -> str:
+        lo = f"{format_quantity(self.lo)} {'<' if self.lo_strict else '<='} " if self.lo is not None else ""
+        hi = f" {'<' if self.hi_strict else '<='} {format_quantity(self.hi)}" if self.hi is not None else ""
+        return f"{lo}{metric}{hi}" if (lo or hi) else f"any {metric}"
+
+
+@attrs.frozen
+class Bounds:
+    """Intervals per metric; an arch is in the band when its cost lies in every interval."""
+
+    intervals: Mapping[str, Interval] = attrs.field(factory=dict, converter=lambda d: dict(sorted(d.items())))
+
+    def __bool__(self) -> bool:
+        return bool(self.intervals)
+
+    def __and__(self, other: "Bounds") -> "Bounds":
+        out = dict(self.intervals)
+        for m, iv in other.intervals.items():
+            out[m] = out[m].intersect(iv) if m in out else iv
+        return Bounds(out)
+
+    def contains(self, cost) -> bool:
+        return all(iv.contains(getattr(cost, m)) for m, iv in self.intervals.items())
+
+    def empty_metric(self) -> str | None:
+        """A metric whose interval is empty by itself (e.g. ``params>30M, params<20M``), or None."""
+        return next((m for m, iv in self.intervals.items() if iv.empty()), None)
+
+    def __str__(self) -> str:
+        return ", ".join(iv.describe(m) for m, iv in self.intervals.items()) or "no bounds"
+
+    @classmethod
+    def from_space(cls, space) -> "Bounds":
+        """The space's ``constraint`` declarations as a band."""
+        out = cls()
+        for c in space.constraints:
+            out = out & cls({c.metric: _interval(c.op, _exact(c))})
+        return out
+
+    @classmethod
+    def parse(cls, exprs: str | Iterable[str]) -> "Bounds":
+        """Parse one ``--where`` string or several (all must hold)."""
+        if isinstance(exprs, str):
+            exprs = [exprs]
+        out = cls()
+        for text in exprs:
+            for m, iv in _parse(text):
+                out = out & cls({m: iv})
+        return out
+
+
+def _exact(c) -> Fraction:
+    """A constraint's bound, exact: re-read from its source text (``22.9M``) rather than the float."""
+    try:
+        (num, unit), = _quantities(c.text)
+        return num * _SCALE[unit]
+    except (ValueError, KeyError):
+        return Fraction(c.bound)
+
+
+def _quantities(text: str) -> list[tuple[Fraction, str]]:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)([KkMG]?)\s*", text)
+    if not m:
+        raise ValueError(text)
+    return [(Fraction(m.group(1)), m.group(2))]
+
+
+def _interval(op: str, v: Fraction) -> Interval:
+    """``metric OP v`` as an interval."""
+    if op in ("<=", "<"):
+        return Interval(hi=v, hi_strict=op == "<")
+    if op in (">=", ">"):
+        return Interval(lo=v, lo_strict=op == ">")
+    return Interval(lo=v, hi=v)  # "="
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
+
+
+def _tokens(text: str):
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise WhereError(f"--where {text!r}: cannot read {text[pos:].strip()!r} "
+                             f"(expected a metric ({', '.join(METRICS)}), a comparison or a quantity like 23M)")
+        if m.group("num") is not None:
+            yield "num", Fraction(m.group("num")) * _SCALE[m.group("unit")], m.start("num")
+        elif m.group("name") is not None:
+            name = m.group("name")
+            if name == "and":
+                yield "sep", name, m.start("name")
+            elif name in METRICS:
+                yield "metric", name, m.start("name")
+            else:
+                raise WhereError(f"--where {text!r}: unknown metric {name!r} (expected {' or '.join(METRICS)})")
+        elif m.group("op") is not None:
+            yield "op", m.group("op"), m.start("op")
+        else:
+            yield "sep", ",", m.start("sep")
+        pos = m.end()
+
+
+def _parse(text: str) -> list[tuple[str, Interval]]:
+    if not text.strip():
+        raise WhereError("--where needs an expression like 'params<=23M'")
+    groups: list[list] = [[]]
+    for tok in _tokens(text):
+        if tok[0] == "sep":
+            groups.append([])
+        else:
+            groups[-1].append(tok)
+    out = []
+    for g in groups:
+        out.append(_comparison(text, g))
+    return out
+
+
+def _comparison(text: str, g: list) -> tuple[str, Interval]:
+    kinds = [t[0] for t in g]
+    bad = WhereError(f"--where {text!r}: expected 'METRIC OP Q', 'Q OP METRIC' or 'Q OP METRIC OP Q' "
+                     f"with METRIC one of {', '.join(METRICS)} and Q a quantity like 23M")
+    if kinds == ["metric", "op", "num"]:
+        return g[0][1], _interval(g[1][1], g[2][1])
+    if kinds == ["num", "op", "metric"]:
+        return g[2][1], _interval(_FLIP[g[1][1]], g[0][1])
+    if kinds == ["num", "op", "metric", "op", "num"]:
+        a, op1, m, op2, b = (t[1] for t in g)
+        up, down = {"<", "<="}, {">", ">="}
+        if not ((op1 in up and op2 in up) or (op1 in down and op2 in down)):
+            raise WhereError(f"--where {text!r}: a chained comparison must point one way (a <= {m} <= b)")
+        return m, _interval(_FLIP[op1], a).intersect(_interval(op2, b))
+    raise bad
+
+
+def check_feasible(space, bounds: Bounds, lo_cost, hi_cost) -> None:
+    """Raise :class:`InfeasibleError` when the band misses the space's cost range.
+
+    ``lo_cost``/``hi_cost`` are the costs of the smallest and the largest subnet
+    (``space.cost_range()``): every kind's cost grows with each choice, so they bound every arch.
+    """
+    m = bounds.empty_metric()
+    if m is not None:
+        raise InfeasibleError(f"infeasible band {bounds}: the bounds on {m} exclude each other")
+    for m, iv in bounds.intervals.items():
+        lo, hi = getattr(lo_cost, m), getattr(hi_cost, m)
+        lo, hi = min(lo, hi), max(lo, hi)
+        if not iv.overlaps(lo, hi):
+            raise InfeasibleError(
+                f"infeasible band {bounds}: space {space.name} spans {format_quantity(lo)} – "
+                f"{format_quantity(hi)} {m} (smallest – largest subnet)")
+
+
+__all__ = ["Bounds", "Interval", "WhereError", "InfeasibleError", "METRICS", "check_feasible", "format_quantity"]
