@@ -227,6 +227,8 @@ class Space:
         for d in gates:
             if d.path in arch:
                 canon[d.path] = self._check_value(d, arch[d.path])
+            elif d.path in self._depth_paths:
+                raise ArchError(d.path, "missing from the arch")
         active = self.active_paths(canon)
         active_set = set(active)
         for p in active:

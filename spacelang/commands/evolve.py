@@ -31,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--top-k", type=float, default=50, help="size of the top tier in Q_t (default 50)")
     p.add_argument("--rounding", choices=("trunc", "floor"), default="trunc",
                    help="how w/τ becomes a number of steps: toward zero (default) or floor as S3 writes it")
+    p.add_argument("--max-steps", type=int, metavar="K",
+                   help="move no subspace by more than K steps per iteration (not in S3; for few, noisy archs)")
     p.add_argument("--step", action="append", default=[], metavar="FIELD=γ",
                    help="step γ for a field without a `step` in the file (overrides S3's defaults); repeatable")
     p.add_argument("--diff", action="store_true", help="print a unified diff of the old and new space")
@@ -65,8 +67,8 @@ def _steps(items) -> dict:
 
 def run(args) -> int:
     from .common import load_or_report
-    if args.tau <= 0 or args.top_k <= 0:
-        print("error: --tau and --top-k must be positive", file=sys.stderr)
+    if args.tau <= 0 or args.top_k <= 0 or (args.max_steps is not None and args.max_steps < 0):
+        print("error: --tau and --top-k must be positive, --max-steps non-negative", file=sys.stderr)
         return 2
     try:
         steps = _steps(args.step)
@@ -90,7 +92,8 @@ def _from_results(args, space, steps) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ev = evolve(space, rows, tau=args.tau, top_k=args.top_k, rounding=args.rounding, steps=steps)
+    ev = evolve(space, rows, tau=args.tau, top_k=args.top_k, rounding=args.rounding, steps=steps,
+                max_steps=args.max_steps)
     if not ev.rows.used:
         print(f"error: none of the {ev.rows.total} rows of {args.from_results} is a feasible arch of {args.file}"
               + (f" (e.g. {ev.rows.reasons[0]})" if ev.rows.reasons else ""), file=sys.stderr)
@@ -161,7 +164,7 @@ def _loop(args, space, steps) -> int:
         return [{"accuracy": a} for a in evaluate(net, archs, loader, bn_batches=bn)]
 
     res = run_s3(space, args.iterations, args.output, train_fn, evaluate_fn, n_archs=args.archs, tau=args.tau,
-                 top_k=args.top_k, rounding=args.rounding, seed=args.seed, steps=steps,
+                 top_k=args.top_k, rounding=args.rounding, seed=args.seed, steps=steps, max_steps=args.max_steps,
                  evaluate_final=not args.no_final_eval, plots=not args.no_plots)
     print(f"{args.file}: {args.iterations} evolution step(s) in {res.directory}; "
           f"{res.spaces[0].size():,} → {res.spaces[-1].size():,} subnets; see {os.path.join(res.directory, 'summary.md')}")

@@ -40,19 +40,24 @@ class CostCache:
         self._cls: dict[tuple, bool] = {}
         # every layer gets a slot number; its memo key is (slot, in_dim, dim, in_size, cls, *dim values)
         self._layers = []
+        self._refs: list[tuple[str, ...]] = []
         self._head = self._add(space.head, 0)
         self._stem = self._add(space.stem, 0)
         self._stages = []
-        for st in space.stages:
+        #: (stage index, block index) -> layer slot number of that block
+        self.block_slot: dict[tuple[int, int], int] = {}
+        for si, st in enumerate(space.stages):
             trans = self._add(st.transition, 0) if st.transition is not None else None
             blocks = tuple((self._add(b, b.index), b.optional, b.present) for b in st.blocks)
+            for b, ((slot, _), _, _) in zip(st.blocks, blocks):
+                self.block_slot[(si, b.index)] = slot
             self._stages.append((st.dim, st.depth, len(st.blocks), trans, blocks))
-        self.hits = self.misses = 0
 
     def _add(self, layer, index) -> tuple:
         slot = len(self._layers)
         self._layers.append((layer, index))
-        return slot, tuple(sorted(_layer_refs(layer)))
+        self._refs.append(tuple(sorted(_layer_refs(layer))))
+        return slot, self._refs[slot]
 
     def __call__(self, arch: Mapping[str, Any]) -> Cost:
         try:
@@ -62,8 +67,39 @@ class CostCache:
         except KeyError as e:
             raise ArchError(e.args[0], "missing from the arch") from None
 
+    def layer_refs(self, slot: int) -> tuple[str, ...]:
+        """The dimension paths a layer's fields reference."""
+        return self._refs[slot]
+
+    def layer_cost(self, slot: int, ctx: tuple, env: Mapping[str, Any]) -> tuple[int, int]:
+        """(params, flops) of one layer in context ``ctx = (in_dim, dim, in_size, cls)`` under ``env``."""
+        key = (slot, *ctx, *[env[p] for p in self._refs[slot]])
+        hit = self._memo.get(key) or self._miss(key, env)
+        return hit[0], hit[1]
+
+    def block_contexts(self, env: Mapping[str, Any]) -> dict[tuple[int, int], tuple]:
+        """``(stage, block) -> (in_dim, dim, in_size, cls)`` of every active block of ``env``."""
+        sp = self.space
+        cls = head_has_cls(sp.head, env)
+        dims = [evaluate(st[0], env) for st in self._stages]
+        slot, refs_ = self._stem
+        key = (slot, sp.channels, dims[0], evaluate(sp.resolution, env), cls, *[env[p] for p in refs_])
+        _, _, cur_dim, cur_size = self._memo.get(key) or self._miss(key, env)
+        out = {}
+        for si, ((_, depth, n, trans, blocks), dim) in enumerate(zip(self._stages, dims)):
+            if trans is not None:
+                slot, refs_ = trans
+                key = (slot, cur_dim, dim, cur_size, cls, *[env[p] for p in refs_])
+                _, _, cur_dim, cur_size = self._memo.get(key) or self._miss(key, env)
+            for (slot, refs_), optional, present in blocks[: n if depth is None else evaluate(depth, env)]:
+                if optional and env.get(present) is not True:
+                    continue
+                out[(si, self._layers[slot][1])] = (cur_dim, dim, cur_size, cls)
+                key = (slot, cur_dim, dim, cur_size, cls, *[env[p] for p in refs_])
+                _, _, cur_dim, cur_size = self._memo.get(key) or self._miss(key, env)
+        return out
+
     def _miss(self, key: tuple, env, classes: int = 0) -> tuple[int, int, int, int]:
-        self.misses += 1
         layer, index = self._layers[key[0]]
         _, in_dim, dim, in_size, cls = key[:5]
         f = normalize(layer, env, Context(in_dim, dim, in_size, index=index, cls_token=cls, classes=classes))

@@ -78,9 +78,19 @@ class Subspace:
         return self.first.type
 
 
-def _label(paths: Sequence[str]) -> str:
-    if len(paths) == 1:
-        return paths[0]
+def _label(space, dims: Sequence[Dim]) -> str:
+    """``s1.dim``; ``s1.*.mlp_ratio`` for a block field covering every block slot of its stage(s)
+    (stable as depth changes); ``s1.{0,2,4}.heads`` for one of several block statements."""
+    if len(dims) == 1 and dims[0].block is None:
+        return dims[0].path
+    if all(d.block is not None and d.stage is not None for d in dims):
+        stages = list(dict.fromkeys(d.stage for d in dims))
+        slots = {(d.stage, d.block) for d in dims}
+        every = slots >= {(st.name, b.index) for st in space.stages if st.name in stages for b in st.blocks}
+        stage = stages[0] if len(stages) == 1 else "*"
+        idx = "*" if every else "{" + ",".join(str(b) for b in sorted({d.block for d in dims})) + "}"
+        return f"{stage}.{idx}.{dims[0].field}"
+    paths = [d.path for d in dims]
     parts = [p.split(".") for p in paths]
     if len({len(p) for p in parts}) != 1:
         return "|".join(paths)
@@ -102,7 +112,7 @@ def subspaces(space) -> list[Subspace]:
     out = []
     for dims in groups.values():
         stages = tuple(dict.fromkeys(d.stage for d in dims if d.stage is not None))
-        out.append(Subspace(_label([d.path for d in dims]), tuple(dims), stages))
+        out.append(Subspace(_label(space, dims), tuple(dims), stages))
     return out
 
 

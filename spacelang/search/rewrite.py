@@ -16,7 +16,7 @@ lines whose choices moved.  The author's form is kept when possible:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import attrs
 
@@ -107,6 +107,35 @@ def _needs_annotation(values: Sequence[float], edit: Edit) -> bool:
     return implied is None or not math.isclose(implied, edit.gamma, rel_tol=1e-9, abs_tol=1e-9)
 
 
+def _closing_brace(source: str, pos: int) -> int:
+    """Offset of the ``}`` closing a choice set whose last literal ends at ``pos`` (comments skipped)."""
+    while True:
+        c = source[pos]
+        if c == "}":
+            return pos
+        if c == "#":
+            pos = source.index("\n", pos)
+        pos += 1
+
+
+def _removed(region: str) -> str:
+    """What is left of the text of dropped literals and their commas: nothing, or the comments it held.
+
+    Between the braces of a numeric set there are only numbers, commas, spaces and comments, so a
+    line's code part is dropped whole and its comment (which runs to the end of the line) kept.
+    """
+    if "#" not in region:
+        return ""
+    out = []
+    for line in region.split("\n"):
+        if "#" in line:
+            code, comment = line.split("#", 1)
+            out.append(" " * (len(code) - len(code.rstrip())) + "#" + comment if code.strip() else code + "#" + comment)
+        else:
+            out.append("")
+    return "\n".join(out)
+
+
 def render(source: str, node: S.Choice | S.Range, edit: Edit) -> tuple[int, int, str]:
     """The (start, end, text) replacing ``node``'s text so that it reads ``edit.values``."""
     values = sorted(edit.values)
@@ -118,13 +147,19 @@ def render(source: str, node: S.Choice | S.Range, edit: Edit) -> tuple[int, int,
             raise ValueError("only numeric choice sets are rewritten")
         style = _int_style(source, nums)
         items = node.items
-        close = source.index("}", items[-1].span.end)
-        lead = source[node.span.start + 1:items[0].span.start]
-        sep = source[items[0].span.end:items[1].span.start] if len(items) > 1 else ", "
-        trail = source[items[-1].span.end:close]
-        if len(items) == 1 and not trail.strip():
-            trail = lead  # `{ 7 }` → `{ 7, 14 }`
-        text = "{" + lead + sep.join(format_number(v, style) for v in values) + trail + "}"
+        if len(values) > len(items):
+            raise ValueError("an evolved choice set never grows")
+        close = _closing_brace(source, items[-1].span.end)
+        # each kept value takes the place of an old literal, so separators, line breaks and comments
+        # between the braces stay as written; literals beyond the new count go with their commas
+        parts = [source[node.span.start:items[0].span.start]]
+        for i, v in enumerate(values):
+            parts.append(format_number(v, style))
+            if i + 1 < len(values):
+                parts.append(source[items[i].span.end:items[i + 1].span.start])
+        parts.append(_removed(source[items[len(values) - 1].span.end:items[-1].span.end]))
+        parts.append(source[items[-1].span.end:close + 1])
+        text = "".join(parts)
         step = node.step.value if node.step is not None else None
         if step is None and _needs_annotation(values, edit):
             text += " step " + format_number(edit.gamma, style)

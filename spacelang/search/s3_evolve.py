@@ -205,8 +205,9 @@ class _Builder:
         for u in updates:
             vals = tuple(values.get(u.sub.name, u.old))
             if vals != tuple(u.old):
+                known = u.sub.first.origin in ("field", "dim", "depth")
                 edits.append(Edit((u.sub.span.start, u.sub.span.end), vals, u.gamma,
-                                  self.defaults.get(u.sub.field) if u.sub.first.origin in ("field", "dim", "depth") else None))
+                                  self.defaults.get(u.sub.field) if known else None))
         return rewrite(self.space.source, self.space.syntax, edits)
 
     def check(self, text: str):
@@ -221,8 +222,12 @@ class _Builder:
 
 
 def evolve(space, rows, tau: float = DEFAULT_TAU, top_k: float = DEFAULT_TOP_K, rounding: str = "trunc",
-           steps: Mapping[str, int | float] | None = None) -> Evolution:
-    """One S3 evolution step of ``space`` from evaluated archs (results.jsonl rows)."""
+           steps: Mapping[str, int | float] | None = None, max_steps: int | None = None) -> Evolution:
+    """One S3 evolution step of ``space`` from evaluated archs (results.jsonl rows).
+
+    ``steps``: γ per field name for fields without a ``step`` in the file (over S3's defaults).
+    ``max_steps``: cap on |[w/τ]| (not in S3; useful when few, noisy archs give steep slopes).
+    """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}")
     defaults = {**S3_STEPS, **(steps or {})}
@@ -245,6 +250,9 @@ def evolve(space, rows, tau: float = DEFAULT_TAU, top_k: float = DEFAULT_TOP_K, 
             u.note = "no step γ"
         else:
             u.k = steps_for(trend.slope, tau, rounding)
+            if max_steps is not None and abs(u.k) > max_steps:
+                u.note = f"{abs(u.k)} steps capped at {max_steps}"
+                u.k = max_steps if u.k > 0 else -max_steps
             if u.k:
                 shifted = [shift(v, u.k, gamma, sub.type) for v in sub.choices]
                 keep = []

@@ -104,8 +104,8 @@ class LoopResult:
 
 def run_s3(space, iterations: int, directory: str, train: Train, evaluate: Evaluate, n_archs: int = 100,
            tau: float = DEFAULT_TAU, top_k: float = DEFAULT_TOP_K, rounding: str = "trunc", seed: int = 0,
-           steps: Mapping[str, float] | None = None, evaluate_final: bool = True, plots: bool = True,
-           log: Callable[[str], None] | None = None) -> LoopResult:
+           steps: Mapping[str, float] | None = None, max_steps: int | None = None,
+           evaluate_final: bool = True, plots: bool = True, log: Callable[[str], None] | None = None) -> LoopResult:
     """Run S3 Alg. 1 for ``iterations`` evolution steps starting from ``space`` (a Space)."""
     from ..space import loads
     log = log or (lambda s: print(s, file=sys.stderr))
@@ -142,7 +142,7 @@ def run_s3(space, iterations: int, directory: str, train: Train, evaluate: Evalu
         results.append(rows)
         if last:
             break
-        ev = evolve(cur, rows, tau=tau, top_k=top_k, rounding=rounding, steps=steps)
+        ev = evolve(cur, rows, tau=tau, top_k=top_k, rounding=rounding, steps=steps, max_steps=max_steps)
         evolutions.append(ev)
         cdf = [(f"iter{i}", [row_error(r) for r in rs]) for i, rs in enumerate(results)]
         write_report(ev, os.path.join(it_dir, "report"), errors_by_space=cdf, plots=plots)

@@ -45,7 +45,9 @@ def markdown(ev, title: str | None = None) -> str:
         f"Size: {sp.size():,} → {ev.new_space.size():,} subnets.",
         "",
         "x = choice min-max normalised over its set, y = E-T error in percent, so the slope w is the fitted "
-        "error difference between the largest and the smallest choice; each subspace moves −[w/τ]·γ.",
+        "error difference between the largest and the smallest choice; each subspace moves −[w/τ]·γ.  "
+        "γ comes from the file's `step`, else S3's default for the field (S3), else a range's spacing (range) "
+        "or the set's smallest gap (gap).",
         "",
         "| subspace | line | γ | choices | E-T per choice (%) | archs per choice | slope w | w/τ | move | new choices |",
         "|---|---:|---:|---|---|---|---:|---:|---|---|",
@@ -56,7 +58,9 @@ def markdown(ev, title: str | None = None) -> str:
         w = None if u.trend is None else u.trend.slope
         wt = None if w is None else w / ev.tau
         new = f"**{render_values(u.new)}**" if u.changed else "unchanged"
-        lines.append(f"| `{u.sub.name}` | {u.sub.span.line} | {u.gamma if u.gamma is not None else '–'} | "
+        src = {"file": "file", "default": "S3", "range": "range", "gap": "gap"}.get(u.gamma_source, "")
+        gamma = "–" if u.gamma is None else f"{u.gamma:g} ({src})"
+        lines.append(f"| `{u.sub.name}` | {u.sub.span.line} | {gamma} | "
                      f"{render_values(u.old)} | {ets} | {ns} | {_f(w, 3)} | {_f(wt)} | {_move(u)} | {new} |")
     notes = [u for u in ev.updates if u.dropped or u.note]
     if notes:
@@ -107,6 +111,7 @@ def _pyplot():
 def plot_choices(spaces: Sequence, path: str, labels: Sequence[str] | None = None) -> None:
     """S3 Fig. 2: choices per dimension (rows) and stage (columns) across iterations (x axis)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
     fields: list[str] = []
     stages: list[str] = []
     cells: dict[tuple[str, str], dict[int, set]] = {}
@@ -141,6 +146,8 @@ def plot_choices(spaces: Sequence, path: str, labels: Sequence[str] | None = Non
             ax.set_xticks(iters)
             ax.set_xticklabels(labels if labels else [str(i) for i in iters], fontsize=7)
             ax.tick_params(axis="y", labelsize=7)
+            if all(float(v).is_integer() for vs in data.values() for v in vs):
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             if r == 0:
                 ax.set_title(stage, fontsize=9)
             if c == 0:

@@ -10,25 +10,25 @@ Distributions
 * :class:`SandwichSampler` — per training step the largest arch, the smallest arch and ``k``
   uniform archs (S3 Appendix A, Alg. 2, ``k = 2``).
 * :class:`ConstrainedSampler` — archs whose exact cost lies in a band (the space's
-  ``constraint``s intersected with ``--where`` bounds).  It first runs *rejection sampling*,
-  which yields exactly the uniform sampler's distribution conditioned on the band.  It measures
-  the acceptance rate over the first ``probe`` draws; when it is below ``min_rate`` it switches to
-  *repair and mix*: draw a uniform arch, walk it into the band one dimension at a time (a move
-  that lowers the distance to the band is kept; a move that leaves it unchanged is kept half the
-  time), then take ``mix`` Metropolis steps inside the band (re-draw one active dimension; keep
-  the move iff the arch stays in the band).  The Metropolis chain's stationary distribution is
-  close to uniform over the in-band archs, but a short chain started at the band's edge keeps a
-  bias towards the edge the walk came from, and depth/presence moves make the proposal
-  asymmetric: the repaired distribution is **not** exactly the uniform-conditional one.
-  Every arch returned is in the band, and every call terminates: an infeasible band is refused
-  up front from the exact cost range (:class:`InfeasibleError`), and a band that no repair can
-  reach within a bounded number of restarts is refused too.
+  ``constraint``s intersected with ``--where`` bounds).  An infeasible band is refused up front
+  from the exact cost range (:class:`InfeasibleError`).  The sampler starts with *rejection*,
+  which yields exactly the uniform sampler's law conditioned on the band, and measures the
+  acceptance rate over the first ``probe`` draws; below ``min_rate`` it switches to *trunk
+  mode*: draw the trunk (widths, depths, shared choices) with weight prior × a normal
+  approximation of its in-band mass, then the block-local choices exactly conditioned on the
+  band (uniform draws, then a dynamic programme over the slots' quantised costs with a final
+  exact check — :class:`spacelang.search.band.LocalDP`).  Because of the trunk weights, trunk
+  mode is **not** exactly the uniform-conditional law (close to it: docs/search.md gives the
+  measured differences).  Bounded fallbacks — a repair walk into the band followed by Metropolis
+  steps inside it — keep every call terminating; every arch returned is in the band.
 """
 from __future__ import annotations
 
 import random
 from typing import Any, Iterator, Mapping
 
+from .archops import gate_paths, with_value
+from .band import CostRange, TrunkModel
 from .costcache import CostCache
 from .where import Bounds, InfeasibleError, check_feasible, format_quantity
 
@@ -81,96 +81,79 @@ class SandwichSampler:
             yield self.step()
 
 
-# ---------------------------------------------------------------------------------- arch editing
-def gate_paths(space) -> list[str]:
-    """Dimensions that switch blocks on and off: stage depths, then optional blocks' presence."""
-    depth = [d.path for d in space.dims if d.path in space._depth_paths]
-    present = [d.path for d in space.dims if d.origin == "present"]
-    return depth + present
-
-
-def complete(space, partial: Mapping[str, Any], rng: random.Random) -> dict:
-    """The canonical arch that keeps ``partial``'s values where they are active and draws every
-    newly active dimension uniformly (a grown stage's new blocks, a block switched on).
-
-    Gates (depths, presence) are read from ``partial`` when given and drawn otherwise; values of
-    dimensions that become inactive are dropped.
-    """
-    gates = {}
-    for p in gate_paths(space):
-        if p in partial:
-            gates[p] = partial[p]
-        else:
-            d = space.dim(p)
-            gates[p] = d.choices[rng.randrange(d.size)]
-    out = {}
-    for p in space.active_paths(gates):
-        if p in partial:
-            out[p] = partial[p]
-        elif p in gates:
-            out[p] = gates[p]
-        else:
-            d = space.dim(p)
-            out[p] = d.choices[rng.randrange(d.size)]
-    return dict(sorted(out.items()))
-
-
-def with_value(space, arch: Mapping[str, Any], path: str, value, rng: random.Random, gates: frozenset) -> dict:
-    """``arch`` with one dimension set to ``value`` (re-completed when it is a gate)."""
-    out = dict(arch)
-    out[path] = value
-    if path in gates:
-        return complete(space, out, rng)
-    return out
-
-
 # ---------------------------------------------------------------------------------- constrained
 class ConstrainedSampler:
-    """Archs whose exact cost lies in ``bounds`` (and the space's own constraints).
+    """Archs whose exact cost lies in ``bounds`` (and, by default, the space's own constraints).
 
-    See the module docstring for the distribution.  ``stats`` reports draws, acceptances and the
-    mode (``rejection`` or ``repair``); ``cost`` is the exact (memoised) cost function used.
+    See the module docstring for the distribution.  ``stats`` reports the mode (``rejection``
+    or ``trunk``), the draws and the acceptances; ``cost`` is the exact, memoised cost function.
 
     Raises :class:`InfeasibleError` at construction when the band misses the space's exact cost
     range, and from :meth:`sample` when no in-band arch is found after ``restarts`` repairs
-    (a band that passes the range check can still be empty when two metrics pull apart).
+    (a band inside the range can still be empty when two metrics pull apart).
     """
 
     def __init__(self, space, rng: random.Random, bounds: Bounds | None = None, *,
                  include_space_constraints: bool = True, probe: int = 300, min_rate: float = 0.02,
-                 mix: int | None = None, restarts: int = 25, cost: CostCache | None = None,
-                 mode: str = "auto"):
-        if mode not in ("auto", "rejection", "repair"):
-            raise ValueError(f"mode must be auto, rejection or repair, not {mode!r}")
+                 local_tries: int = 8, dp_tries: int = 64, mix: int | None = None, restarts: int = 25,
+                 cost: CostCache | None = None, mode: str = "auto"):
+        if mode not in ("auto", "rejection", "trunk"):
+            raise ValueError(f"mode must be auto, rejection or trunk, not {mode!r}")
         self.space = space
         self.rng = _check_rng(rng)
         bounds = bounds if bounds is not None else Bounds()
-        self.bounds = (Bounds.from_space(space) & bounds) if include_space_constraints else bounds
+        own = Bounds.from_space(space) if include_space_constraints else Bounds()
+        self.bounds = own & bounds
+        #: how messages name the band: the --where bounds, then the space's own constraints
+        self.band = " and ".join(x for x in (str(bounds) if bounds else "",
+                                             f"the space's constraint {own}" if own else "") if x)
         self.cost = cost if cost is not None else CostCache(space)
-        self.probe = probe
-        self.min_rate = min_rate
-        self.mix = mix
-        self.restarts = restarts
-        self.mode = "rejection" if mode in ("auto", "rejection") else "repair"
+        self.probe, self.min_rate, self.dp_tries = probe, min_rate, dp_tries
+        self.local_tries = max(local_tries, 1)
+        self.mix, self.restarts = mix, restarts
+        self.mode = "trunk" if mode == "trunk" else "rejection"
         self._auto = mode == "auto"
-        self.draws = 0
-        self.accepted = 0
-        self._found: list[dict] = []  # in-band archs seen, to restart a chain from when repair fails
+        self.draws = self.accepted = 0
+        self._found: list[dict] = []  # in-band archs seen: a chain restarts from one if repair fails
+        self._excluded: list[dict] = []  # trunks the DP proved out of the band
         self._gates = frozenset(gate_paths(space))
+        self._trunk_model: TrunkModel | None = None
+        self._ends: list = []
+        self.range: CostRange | None = None
         if self.bounds:
-            lo, hi = space.cost_range()
-            check_feasible(space, self.bounds, lo, hi)
-            self._range = (lo, hi)
-        # closed integer ends and, for distances summed over metrics, each metric's range width
-        self._ends = [(m, *iv.closed_int(), 1.0 / max(abs(getattr(hi, m) - getattr(lo, m)), 1))
-                      for m, iv in self.bounds.intervals.items()] if self.bounds else []
+            self.range = CostRange(space, self.cost)
+            if self.range.exact or self.bounds.empty_metric():
+                check_feasible(space, self.bounds, self.range.lo, self.range.hi, self.band)
+            # closed integer ends (costs are integers) and 1 / each metric's range width, so that
+            # distances to the band add up across metrics
+            self._ends = [(m, *iv.closed_int(), 1.0 / max(self.range.hi[m] - self.range.lo[m], 1))
+                          for m, iv in self.bounds.intervals.items()]
+
+    def _infeasible(self, reason: str) -> InfeasibleError:
+        r = self.range
+        ranges = "; ".join(f"{format_quantity(r.lo[m], 4)} – {format_quantity(r.hi[m], 4)} {m}"
+                           for m in self.bounds.intervals)
+        return InfeasibleError(f"infeasible band {self.band}: {reason} (space {self.space.name} spans {ranges})")
 
     @property
     def stats(self) -> dict:
         rate = self.accepted / self.draws if self.draws else None
         return {"mode": self.mode, "draws": self.draws, "accepted": self.accepted, "acceptance": rate}
 
+    def state(self) -> dict:
+        """JSON-serialisable state that, with the RNG's, makes a resumed run draw the same archs."""
+        return {"mode": self.mode, "draws": self.draws, "accepted": self.accepted,
+                "found": list(self._found), "excluded": list(self._excluded)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.mode = state["mode"]
+        self.draws, self.accepted = state["draws"], state["accepted"]
+        self._found = [dict(a) for a in state["found"]]
+        self._excluded = [dict(t) for t in state.get("excluded", [])]
+        self._trunk_model = None  # rebuilt on demand, with these exclusions
+
     def in_band(self, arch: Mapping[str, Any]) -> bool:
+        """Whether an arch's exact cost is in the band."""
         return self._contains(self.cost(arch))
 
     def _contains(self, cost) -> bool:
@@ -180,6 +163,12 @@ class ConstrainedSampler:
                 return False
         return True
 
+    def _keep(self, arch: dict) -> dict:
+        self.accepted += 1
+        if len(self._found) < 64:
+            self._found.append(arch)
+        return arch
+
     def sample(self) -> dict:
         if not self.bounds:
             return self.space.sample(self.rng)
@@ -188,49 +177,103 @@ class ConstrainedSampler:
                 arch = self.space.sample(self.rng)
                 self.draws += 1
                 if self._contains(self.cost(arch)):
-                    self.accepted += 1
-                    if len(self._found) < 64:
-                        self._found.append(arch)
-                    return arch
+                    return self._keep(arch)
                 if self.draws >= self.probe and self.accepted < self.min_rate * self.draws:
-                    if not self._auto:
-                        if self.accepted == 0 and self.draws >= self.probe * 100:
-                            raise InfeasibleError(f"no arch in band {self.bounds} after {self.draws} draws")
-                        continue
-                    self.mode = "repair"
-                    break
-        return self._repair()
+                    if self._auto:
+                        self.mode = "trunk"
+                        break
+                    if self.accepted == 0 and self.draws >= 100 * self.probe:
+                        raise self._infeasible(f"no arch in it after {self.draws} uniform draws")
+        return self._trunk_sample()
 
     def __iter__(self) -> Iterator[dict]:
         while True:
             yield self.sample()
 
+    # -------------------------------------------------------------- trunk-first sampling
+    def _trunks(self) -> TrunkModel:
+        if self._trunk_model is None:
+            self._trunk_model = TrunkModel(self.space, self.cost, self._ends)
+            for t in self._excluded:
+                self._trunk_model.exclude(t)
+            if not self._trunk_model.feasible and self.range.exact:
+                raise self._infeasible("no combination of the space's widths, depths and shared choices reaches it")
+        return self._trunk_model
+
+    def _trunk_sample(self) -> dict:
+        rng = self.rng
+        model = self._trunks()
+        local = model.local_paths
+        for _ in range(self.restarts):
+            t = model.sample(rng)
+            if t is None:
+                break
+            # exact within the trunk: uniform locals until in band, then the DP's proposals
+            for _ in range(self.local_tries):
+                arch = model.draw_locals(t, rng)
+                self.draws += 1
+                if self._contains(self.cost(arch)):
+                    return self._keep(arch)
+            dp = model.dp(t)
+            if dp is not None:
+                if not dp.mass:
+                    # no combination of this trunk's locals reaches the band
+                    model.exclude(t)
+                    self._excluded.append(t)
+                    if not model.feasible and self.range.exact:
+                        raise self._infeasible("no arch reaches it")
+                    continue
+                for _ in range(self.dp_tries):
+                    arch = dict(sorted({**t, **dp.draw(rng)}.items()))
+                    self.draws += 1
+                    if self._contains(self.cost(arch)):
+                        return self._keep(arch)
+            arch = self._repair(arch, local)
+            if arch is not None:
+                return self._keep(self._mix(arch, local))
+        # the trunk model found nothing: walk from uniform archs over every dimension
+        for _ in range(self.restarts):
+            arch = self._repair(self.space.sample(rng), None)
+            if arch is not None:
+                return self._keep(self._mix(arch, None))
+        if not self._found:
+            raise self._infeasible(f"no arch found after {2 * self.restarts} repairs; the bounds on "
+                                   f"{' and '.join(self.bounds.intervals)} may exclude each other")
+        return self._keep(self._mix(dict(self._found[rng.randrange(len(self._found))]), None))
+
     # -------------------------------------------------------------- repair and mix
-    def _distance(self, cost) -> tuple[float, list[int]]:
+    def _distance(self, cost) -> tuple[float, list[tuple[str, int]]]:
         """Distance to the band (summed over metrics in units of their ranges) and, per violated
-        metric, the direction its cost must move (+1 grow, -1 shrink)."""
+        metric, ``(metric, direction)`` its cost must move in (+1 grow, -1 shrink)."""
         total = 0.0
         dirs = []
         for m, lo, hi, scale in self._ends:
             v = getattr(cost, m)
             if lo is not None and v < lo:
                 total += (lo - v) * scale
-                dirs.append(1)
+                dirs.append((m, 1))
             elif hi is not None and v > hi:
                 total += (v - hi) * scale
-                dirs.append(-1)
+                dirs.append((m, -1))
         return total, dirs
 
-    def _move(self, arch: dict, direction: int) -> dict | None:
-        """One dimension moved one choice in ``direction`` (+1 grows cost), or re-drawn when 0."""
+    def _move(self, arch: dict, direction: int, movable, metric: str | None = None) -> dict | None:
+        """One dimension moved one choice so that ``metric`` moves in ``direction`` (+1 grow), or
+        re-drawn when ``direction`` is 0; ``movable`` limits the dimensions (None: all)."""
         rng = self.rng
-        paths = list(arch)
+        paths = [p for p in arch if movable is None or p in movable]
+        if not paths:
+            return None
         p = paths[rng.randrange(len(paths))]
         d = self.space.dim(p)
         if d.size < 2:
             return None
         i = d.choices.index(arch[p])
         if direction:
+            if self.range is not None:
+                # a dimension that lowers this metric when raised moves the other way
+                sgn = self.range.directions.get(metric, {}).get(p, 1)
+                direction *= -1 if sgn < 0 else 1
             j = i + direction
             if not 0 <= j < d.size:
                 return None
@@ -239,48 +282,33 @@ class ConstrainedSampler:
             j += j >= i
         return with_value(self.space, arch, p, d.choices[j], rng, self._gates)
 
-    def _repair(self) -> dict:
+    def _repair(self, arch: dict, movable) -> dict | None:
+        """Walk ``arch`` into the band: keep a move that lowers the distance, and one that leaves
+        it unchanged half the time; give up after a long stall (None)."""
         rng = self.rng
-        n_dims = max(len(self.space.dims), 1)
-        for _ in range(self.restarts):
-            arch = self.space.sample(rng)
-            self.draws += 1
-            dist, dirs = self._distance(self.cost(arch))
-            stall = 0
-            while dirs and stall < 8 * n_dims:
-                # mostly directed one-step moves; some free re-draws to leave plateaus
-                direction = dirs[rng.randrange(len(dirs))] if rng.random() < 0.8 else 0
-                cand = self._move(arch, direction)
-                if cand is None:
-                    stall += 1
-                    continue
-                cdist, cdirs = self._distance(self.cost(cand))
-                if cdist < dist or (cdist == dist and rng.random() < 0.5):
-                    stall = 0 if cdist < dist else stall + 1
-                    arch, dist, dirs = cand, cdist, cdirs
-                else:
-                    stall += 1
-            if not dirs:
-                break
-        else:
-            if not self._found:
-                lo, hi = self._range
-                ranges = "; ".join(f"{m} {format_quantity(getattr(lo, m))} – {format_quantity(getattr(hi, m))}"
-                                   for m in self.bounds.intervals)
-                raise InfeasibleError(f"no arch of space {self.space.name} found in band {self.bounds} after "
-                                      f"{self.restarts} repairs (the space spans {ranges}); the metrics' bounds "
-                                      f"may exclude each other")
-            arch = dict(self._found[rng.randrange(len(self._found))])
-        arch = self._mix(arch)
-        self.accepted += 1
-        if len(self._found) < 64:
-            self._found.append(arch)
-        return arch
+        dist, dirs = self._distance(self.cost(arch))
+        stall, limit = 0, 8 * max(len(arch), 1)
+        while dirs and stall < limit:
+            metric, direction = dirs[rng.randrange(len(dirs))]
+            if rng.random() >= 0.8:
+                direction = 0
+            cand = self._move(arch, direction, movable, metric)
+            if cand is None:
+                stall += 1
+                continue
+            cdist, cdirs = self._distance(self.cost(cand))
+            if cdist < dist or (cdist == dist and rng.random() < 0.5):
+                stall = 0 if cdist < dist else stall + 1
+                arch, dist, dirs = cand, cdist, cdirs
+            else:
+                stall += 1
+        return None if dirs else arch
 
-    def _mix(self, arch: dict) -> dict:
+    def _mix(self, arch: dict, movable) -> dict:
+        """Metropolis steps inside the band: re-draw one dimension, keep it iff still in band."""
         steps = self.mix if self.mix is not None else len(arch)
         for _ in range(steps):
-            cand = self._move(arch, 0)
+            cand = self._move(arch, 0, movable)
             if cand is not None and self._contains(self.cost(cand)):
                 arch = cand
         return arch
@@ -293,5 +321,4 @@ def sampler_for(space, rng: random.Random, bounds: Bounds | None = None, **kw):
     return UniformSampler(space, rng)
 
 
-__all__ = ["UniformSampler", "SandwichSampler", "ConstrainedSampler", "InfeasibleError", "sampler_for",
-           "complete", "with_value", "gate_paths"]
+__all__ = ["UniformSampler", "SandwichSampler", "ConstrainedSampler", "InfeasibleError", "sampler_for"]

@@ -33,13 +33,13 @@ class InfeasibleError(ValueError):
     """No arch of the space can satisfy the band; the message names the band and the space's range."""
 
 
-def format_quantity(v) -> str:
-    """23000000 -> 23M, 22900000 -> 22.9M, 1500000000 -> 1.5G (exact up to 7 significant digits)."""
+def format_quantity(v, digits: int = 7) -> str:
+    """23000000 -> 23M, 22900000 -> 22.9M, 1500000000 -> 1.5G (``digits`` significant digits)."""
     v = Fraction(v)
     for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
         if abs(v) >= scale:
-            return f"{float(v / scale):.7g}{unit}"
-    return f"{float(v):.7g}"
+            return f"{float(v / scale):.{digits}g}{unit}"
+    return f"{float(v):.{digits}g}"
 
 
 @attrs.frozen
@@ -222,22 +222,28 @@ def _comparison(text: str, g: list) -> tuple[str, Interval]:
     raise bad
 
 
-def check_feasible(space, bounds: Bounds, lo_cost, hi_cost) -> None:
+def check_feasible(space, bounds: Bounds, lo_cost, hi_cost, band: str | None = None) -> None:
     """Raise :class:`InfeasibleError` when the band misses the space's cost range.
 
-    ``lo_cost``/``hi_cost`` are the costs of the smallest and the largest subnet
-    (``space.cost_range()``): every kind's cost grows with each choice, so they bound every arch.
+    ``lo_cost``/``hi_cost`` bound every arch's cost: ``Cost``s (``space.cost_range()``) or
+    mappings from metric to value (:class:`spacelang.search.band.CostRange`'s ``lo``/``hi``).
+    ``band`` is how to name the band in the message (default: ``str(bounds)``).
     """
-    m = bounds.empty_metric()
-    if m is not None:
-        raise InfeasibleError(f"infeasible band {bounds}: the bounds on {m} exclude each other")
+    band = band or str(bounds)
     for m, iv in bounds.intervals.items():
-        lo, hi = getattr(lo_cost, m), getattr(hi_cost, m)
+        lo, hi = _metric(lo_cost, m), _metric(hi_cost, m)
         lo, hi = min(lo, hi), max(lo, hi)
+        if iv.empty():
+            raise InfeasibleError(f"infeasible band {band}: the bounds on {m} exclude each other "
+                                  f"(space {space.name} spans {format_quantity(lo, 4)} – {format_quantity(hi, 4)} {m})")
         if not iv.overlaps(lo, hi):
             raise InfeasibleError(
-                f"infeasible band {bounds}: space {space.name} spans {format_quantity(lo)} – "
-                f"{format_quantity(hi)} {m} (smallest – largest subnet)")
+                f"infeasible band {band}: space {space.name} spans {format_quantity(lo, 4)} – "
+                f"{format_quantity(hi, 4)} {m} (smallest – largest subnet)")
+
+
+def _metric(c, m: str):
+    return c[m] if isinstance(c, Mapping) else getattr(c, m)
 
 
 __all__ = ["Bounds", "Interval", "WhereError", "InfeasibleError", "METRICS", "check_feasible", "format_quantity"]
