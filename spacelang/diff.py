@@ -120,7 +120,7 @@ SECTIONS = (
     ("dimensions_added", "dimensions added", "+"),
     ("dimensions_removed", "dimensions removed", "-"),
     ("choices_changed", "choices changed", "~"),
-    ("fields_changed", "fields changed (fixed values and derived expressions)", "~"),
+    ("fields_changed", "fields changed", "~"),
     ("kinds_changed", "kinds changed", "~"),
     ("layers_added", "layers added", "+"),
     ("layers_removed", "layers removed", "-"),
@@ -193,8 +193,9 @@ class SpaceDiff:
         return out
 
 
-def _slots_text(n: int) -> str:
-    return f"{n} block slot" + ("" if n == 1 else "s")
+def _stage_text(space, st) -> str:
+    n, k = len(st.blocks), sum(1 for d in space.dims if d.stage == st.name)
+    return f"{n} block slot{'' if n == 1 else 's'}, {k} dimension{'' if k == 1 else 's'}"
 
 
 def _short(n: int) -> str:
@@ -295,13 +296,19 @@ def diff_spaces(a, b) -> SpaceDiff:
             return None
         return show_expr(e, slot + ".")
 
+    a_stage_names = {st.name for st in a.stages}
+    b_stage_names = {st.name for st in b.stages}
     for p, d in b_dims.items():
+        if d.stage is not None and d.stage not in a_stage_names:
+            continue  # a new stage: reported whole, under layers added
         if p not in a_dims:
             stage, block, rest = _dim_split(d)
             was = fixed_in(b_slots, a_slots, d)
             c.add("dimensions_added", stage, block, rest, new=show_choices(d.choices),
                   note=f"was {was}" if was is not None else None)
     for p, d in a_dims.items():
+        if d.stage is not None and d.stage not in b_stage_names:
+            continue  # a removed stage: reported whole, under layers removed
         if p not in b_dims:
             stage, block, rest = _dim_split(d)
             now = fixed_in(a_slots, b_slots, d)
@@ -326,10 +333,10 @@ def diff_spaces(a, b) -> SpaceDiff:
     b_stages = {st.name: st for st in b.stages}
     for name, st in b_stages.items():
         if name not in a_stages:
-            c.add("layers_added", None, None, f"stage {name}", note=_slots_text(len(st.blocks)))
+            c.add("layers_added", None, None, f"stage {name}", note=_stage_text(b, st))
     for name, st in a_stages.items():
         if name not in b_stages:
-            c.add("layers_removed", None, None, f"stage {name}", note=_slots_text(len(st.blocks)))
+            c.add("layers_removed", None, None, f"stage {name}", note=_stage_text(a, st))
             continue
         sb = b_stages[name]
         for what, av, bv in (("dim", st.dim, sb.dim), ("depth", st.depth, sb.depth)):

@@ -17,6 +17,7 @@ Comments are attached to syntax nodes before printing:
 """
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Iterable
 
@@ -24,7 +25,7 @@ import attrs
 
 from . import syntax as S
 from .diagnostics import SpaceError, error
-from .parser import parse
+from .parser import MAX_LINE_CHARS, parse
 
 #: Longest line (indentation included, end-of-line comment excluded) a block may take when its
 #: fields are printed on one line.
@@ -94,6 +95,7 @@ class _Node:
     start: int
     end: int
     end_line: int
+    start_line: int = 0
     children: list | None = None  # body children for containers (None: not a container)
     open: int = -1                # offset of the body's `{`
     open_line: int = 0
@@ -117,19 +119,28 @@ def _brace_after(text: str, pos: int) -> int:
     return i
 
 
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+class _LineIndex:
+    """Offset → 1-based line number, by bisection over the line starts."""
+
+    def __init__(self, text: str):
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset)
+
+    def offset(self, line: int, col: int) -> int:
+        return self.starts[line - 1] + col - 1
 
 
-def _build(file: S.SpaceFile) -> _Node:
+def _build(file: S.SpaceFile, lines: _LineIndex) -> _Node:
     text = file.source
 
     def leaf(obj, span) -> _Node:
-        return _Node(obj, span.start, span.end, span.end_line)
+        return _Node(obj, span.start, span.end, span.end_line, span.line)
 
     def container(obj, span, after: int, kids: Iterable) -> _Node:
         o = _brace_after(text, after)
-        return _Node(obj, span.start, span.end, span.end_line, list(kids), o, _line_of(text, o), span.end - 1)
+        return _Node(obj, span.start, span.end, span.end_line, span.line, list(kids), o, lines.line(o), span.end - 1)
 
     def fields_node(obj, after: int) -> _Node:
         if not getattr(obj, "has_body", True):
@@ -155,10 +166,10 @@ def _build(file: S.SpaceFile) -> _Node:
             return fields_node(it, it.kind_span.end)
         return leaf(it, it.span)
 
-    header = _Node("header", 0, file.name_span.end, file.name_span.end_line)
-    header.start = text.rfind("space", 0, file.name_span.start)
+    start = text.rfind("space", 0, file.name_span.start)
+    header = _Node("header", start, file.name_span.end, file.name_span.end_line, lines.line(start))
     kids = [header] + [top_item(i) for i in file.items]
-    return _Node(file, 0, len(text), _line_of(text, len(text)), kids, -1, 0, len(text))
+    return _Node(file, 0, len(text), lines.line(len(text)), 1, kids, -1, 0, len(text))
 
 
 def _walk(n: _Node):
@@ -167,9 +178,8 @@ def _walk(n: _Node):
         yield from _walk(c)
 
 
-def _attach(root: _Node, comments: Iterable[S.Comment], text: str) -> list[S.Comment]:
+def _attach(root: _Node, comments: Iterable[S.Comment], lines: _LineIndex) -> list[S.Comment]:
     """Attach every comment to a node; returns the comments left for the end of the file."""
-    line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
     nodes = [n for n in _walk(root) if n is not root]
     by_end_line: dict[int, list[_Node]] = {}
     for n in nodes:
@@ -177,7 +187,7 @@ def _attach(root: _Node, comments: Iterable[S.Comment], text: str) -> list[S.Com
     containers = [n for n in nodes if n.children is not None]
     file_trailing: list[S.Comment] = []
     for c in comments:
-        p = line_starts[c.line - 1] + c.col - 1
+        p = lines.offset(c.line, c.col)
         if not c.own_line:
             ends = [n for n in by_end_line.get(c.line, ()) if n.end <= p]
             if ends:
@@ -236,16 +246,13 @@ class _Printer:
         self.lines: list[_Line] = []
 
     # -- helpers
-    def _src_line(self, offset: int) -> int:
-        return self.text.count("\n", 0, offset) + 1
-
     def body(self, kids: list[_Node], indent: int, inner: list[S.Comment], align: bool) -> None:
         """Children of a body, one per line, with their leading comments and kept blank lines."""
         prev_end = None
         # which children start a new alignment run: a blank line or a comment line before them
         items = []
         for k in kids:
-            first_line = min([c.line for c in k.lead] + [self._src_line(k.start)])
+            first_line = min([c.line for c in k.lead] + [k.start_line])
             blank = prev_end is not None and first_line > prev_end + 1
             items.append((k, blank))
             prev_end = self._last_line(k)
@@ -260,7 +267,7 @@ class _Printer:
                     self.lines.append(_Line(indent, None))
                 self.lines.append(_Line(indent, c.text, full_comment=True))
                 last = c.line
-            if last is not None and self._src_line(k.start) > last + 1:
+            if last is not None and k.start_line > last + 1:
                 self.lines.append(_Line(indent, None))
             self.node(k, indent, pad)
             prev_end = self._last_line(k)
@@ -397,8 +404,9 @@ class _Printer:
     # -- the file
     def file_(self, file: S.SpaceFile) -> str:
         self.file = file
-        root = _build(file)
-        trailing = _attach(root, file.comments, self.text)
+        lines = _LineIndex(self.text)
+        root = _build(file, lines)
+        trailing = _attach(root, file.comments, lines)
         self.body(root.children, 0, trailing, align=True)
         return _render(self.lines)
 
@@ -455,6 +463,11 @@ def format_source(text: str, filename: str = "<string>") -> str:
     """
     tree = parse(text, filename)
     out = print_tree(tree)
+    for no, line in enumerate(out.split("\n"), 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise SpaceError([error(filename, None, f"formatting would put {len(line):,} characters on line {no} "
+                                    f"(the limit is {MAX_LINE_CHARS:,}); the file was left unchanged",
+                                    "use a range with a step, or split the value into named `let` parameters")])
 
     def refuse(why: str):
         raise SpaceError([error(filename, None, f"internal error: the formatter {why}; the file was left unchanged",

@@ -4,6 +4,7 @@ expected tokens as a hint.  Nothing is ever evaluated."""
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from lark import Token, Transformer, v_args
 from . import syntax as S
 from .diagnostics import Diagnostic, SpaceError, error
 
-MAX_FILE_BYTES = 1 << 20      # a real space is a few KB; refuse beyond 1 MiB
+MAX_FILE_BYTES = 256 << 10    # a real space is a few KB; refuse beyond 256 KiB (worst-case parse ~2 s)
 MAX_LINE_CHARS = 10_000
 MAX_NESTING = 64              # brackets/braces/parentheses
+MAX_TREE_DEPTH = 200          # syntax tree depth (operator chains nest without brackets)
 MAX_INT_DIGITS = 15
 MAX_SYNTAX_ERRORS = 10
 
@@ -135,11 +137,15 @@ def _expected_hint(expected) -> str | None:
 def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
     """Parse ``.space`` text into a :class:`~spacelang.syntax.SpaceFile` (raises SpaceError)."""
     _precheck(text, filename)
+    if not text.strip():
+        raise SpaceError([error(filename, None, "empty file", "a .space file starts with `space NAME`")], text)
     comments: list[Token] = []
     diags: list[Diagnostic] = []
 
     def on_error(e: lark.exceptions.UnexpectedInput) -> bool:
-        diags.append(_syntax_diag(e, filename, text))
+        d = _syntax_diag(e, filename, text)
+        if not diags or d.span.line != diags[-1].span.line:  # one error per line: no cascades
+            diags.append(d)
         if diags[0].message.endswith(_NOT_SPACE):
             return False  # not a .space file at all: one diagnostic says so, no cascade
         return len(diags) < MAX_SYNTAX_ERRORS and isinstance(e, lark.exceptions.UnexpectedToken) \
@@ -150,22 +156,41 @@ def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
         # comments are ignored by the grammar; collect them through a lexer pass of their own
         tree = parser.parse(text, on_error=on_error)
     except lark.exceptions.UnexpectedInput as e:
-        if not diags or diags[-1].span.start != _err_span(e).start:
-            diags.append(_syntax_diag(e, filename, text))
-        raise SpaceError(diags, text)
+        d = _syntax_diag(e, filename, text)
+        if not diags or diags[-1].span.line != d.span.line:  # on_error may have reported it
+            diags.append(d)
+        raise SpaceError(diags, text) from None
     except RecursionError:
         raise SpaceError([error(filename, None, "input nested too deeply")], text)
     if diags:
         raise SpaceError(diags, text)
+    deep = _too_deep(tree)
+    if deep is not None:
+        raise SpaceError([error(filename, _span_of(deep), f"expression nested more than {MAX_TREE_DEPTH} levels deep",
+                                "split the expression into named `let` parameters")], text)
     try:
         result = _ToAst(filename, text).transform(tree)
     except _AstError as e:
         raise SpaceError([e.diag], text)
+    except RecursionError:
+        raise SpaceError([error(filename, None, "input nested too deeply")], text) from None
     except lark.exceptions.VisitError as e:  # Lark wraps what the transformer raises
         if isinstance(e.orig_exc, _AstError):
             raise SpaceError([e.orig_exc.diag], text) from None
         raise
     return attrs.evolve(result, comments=tuple(collect_comments(text)), source=text, filename=filename)
+
+
+def _too_deep(tree: lark.Tree) -> lark.Tree | None:
+    """The first subtree deeper than MAX_TREE_DEPTH (long operator chains, unary minus runs),
+    found without recursion; the tree walks after parsing are recursive."""
+    stack = [(tree, 1)]
+    while stack:
+        t, d = stack.pop()
+        if d > MAX_TREE_DEPTH:
+            return t
+        stack.extend((c, d + 1) for c in t.children if isinstance(c, lark.Tree))
+    return None
 
 
 def collect_comments(text: str) -> list[S.Comment]:
@@ -200,10 +225,18 @@ def _syntax_diag(e, filename: str, text: str) -> Diagnostic:
         return error(filename, S.Span(last, col, last, col + 1, len(text), len(text)),
                      "unexpected end of file", _expected_hint(getattr(e, "expected", ())))
     tok = e.token
-    if span.line == 1 and span.col == 1 and not text.lstrip().startswith("space"):
+    first = re.match(r"(?:\s+|#[^\n]*)*", text).end()  # the first token, after blanks and comments
+    if getattr(tok, "start_pos", None) == first and tok.value != "space":
         return error(filename, span, f"unexpected {_describe_token(tok)}{_NOT_SPACE}",
                      "e.g. `space my_space`; this does not look like a .space file")
-    return error(filename, span, f"unexpected {_describe_token(tok)}", _expected_hint(e.expected))
+    hint = _expected_hint(e.expected)
+    if tok.value in _TOP_LEVEL and "RBRACE" in (e.expected or ()):
+        # a top-level statement inside a body: the body was not closed
+        return error(filename, span, f"unexpected {_describe_token(tok)} inside braces: is a `}}` missing before it?", hint)
+    return error(filename, span, f"unexpected {_describe_token(tok)}", hint)
+
+
+_TOP_LEVEL = {"space", "input", "classes", "template", "stem", "stage", "head", "constraint"}
 
 
 _NOT_SPACE = ": a .space file starts with `space NAME`"
@@ -212,6 +245,13 @@ _NOT_SPACE = ": a .space file starts with `space NAME`"
 def _describe_token(tok: Token) -> str:
     v = tok.value if len(tok.value) <= 30 else tok.value[:27] + "..."
     return f"{v!r}"
+
+
+@attrs.frozen
+class _Step:
+    """A parsed `step N` annotation, until its choice set or range takes it."""
+
+    num: S.Num
 
 
 class _AstError(Exception):
@@ -288,16 +328,16 @@ class _ToAst(Transformer):
         return x
 
     def step(self, meta, ch):
-        return ch[0]
+        return _Step(ch[0])
 
     def choice(self, meta, ch):
-        # the step annotation is the Num that follows the closing brace
-        step = ch[-1] if len(ch) > 1 and "}" in self.text[ch[-2].span.end:ch[-1].span.start] else None
+        # the step annotation is marked by its rule (a comment may hold a `}`: no text heuristics)
+        step = ch[-1].num if isinstance(ch[-1], _Step) else None
         items = tuple(ch[:-1]) if step is not None else tuple(ch)
         return S.Choice(items, step, _span_of(meta))
 
     def range(self, meta, ch):
-        step = ch[2] if len(ch) > 2 else None
+        step = ch[2].num if len(ch) > 2 else None
         return S.Range(ch[0], ch[1], step, _span_of(meta))
 
     # statements

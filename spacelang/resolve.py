@@ -152,6 +152,10 @@ class Resolver:
         if origin in ("dim", "depth", "resolution"):
             ftype = "int"
         if isinstance(value, S.Choice):
+            if len(value.items) > MAX_RANGE_VALUES:
+                self.d.add(value.span, f"choice set has {len(value.items):,} values (limit {MAX_RANGE_VALUES:,})",
+                           "use a range with a step, or fewer values")
+                return None
             res = self._literal_values(value.items, ftype, field, f"for {field}")
             if res is None:
                 return None
