@@ -11,7 +11,7 @@ FIELDS = fields(
 
 def normalize(f: dict, ctx: Context) -> dict:
     return dict(in_dim=ctx.in_dim, dim=ctx.in_dim, in_size=ctx.in_size, size=1, pool=f["pool"],
-                norm=f["norm"], classes=ctx.classes)
+                norm=f["norm"], classes=ctx.classes, cls=ctx.cls_token)
 
 
 def cost(f, convention: str = "fvcore") -> tuple[int, int]:

@@ -1,0 +1,173 @@
+"""``transformer`` blocks: pre-norm multi-head self-attention + MLP, each with a residual.
+
+Elastic widths (AutoFormer weight entanglement): the embedding width ``dim``, ``heads``,
+``head_dim`` (so ``qkv_dim``), and the MLP ``hidden`` width all take leading slices of the
+slot's largest weights.  Attention is global, or Swin/S3 (shifted) window attention with a
+relative position bias table sized for the slot's largest window; AutoFormer's 2-D relative
+position encoding (tables for keys and values) is used when ``rel_pos``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.layers import DropPath, Mlp
+
+from . import functional as Fn
+from .elastic import ElasticLayerNorm, ElasticLinear, ElasticQKV, copy_param, new_param
+from .registry import register
+
+
+def _check(f) -> None:
+    if f["splits"] != 1:
+        raise NotImplementedError(f"transformer: attention splits ({f['splits']}) are not compiled yet")
+
+
+class ElasticAttention(nn.Module):
+    """Multi-head self-attention holding the slot's largest qkv/proj weights and position tables."""
+
+    def __init__(self, f):
+        super().__init__()
+        dim, qkv_dim = f["dim"], f["qkv_dim"]
+        self.qkv = ElasticQKV(dim, qkv_dim, bias=f["qkv_bias"])
+        self.proj = ElasticLinear(qkv_dim, dim)
+        self.rel_dist = f["rel_dist"] if f["rel_pos"] else 0
+        if f["rel_pos"]:
+            rows = 2 * self.rel_dist + 2  # row 0: any pair with the class token
+            self.rel_k_v, self.rel_k_h = new_param(rows, f["head_dim"]), new_param(rows, f["head_dim"])
+            self.rel_v_v, self.rel_v_h = new_param(rows, f["head_dim"]), new_param(rows, f["head_dim"])
+        self.window = f["window"]
+        if self.window:
+            self.relative_position_bias_table = new_param((2 * self.window - 1) ** 2, f["heads"])
+
+    def _rel(self, f, side: int):
+        if not f["rel_pos"]:
+            return None, None
+        d, dist, centre = f["head_dim"], f["rel_dist"], self.rel_dist + 1
+        return (Fn.rel2d(self.rel_k_v, self.rel_k_h, d, side, f["cls"], dist, centre),
+                Fn.rel2d(self.rel_v_v, self.rel_v_h, d, side, f["cls"], dist, centre))
+
+    def _core(self, x: torch.Tensor, f, mask, side: int) -> torch.Tensor:
+        heads, hd = f["heads"], f["head_dim"]
+        dim, q = x.shape[-1], heads * hd
+        q_, k_, v_ = self.qkv(x, heads, hd, bias=f["qkv_bias"])
+        bias = Fn.window_bias(self.relative_position_bias_table, heads, f["window"], self.window) \
+            if f["window"] else None
+        rel_k, rel_v = self._rel(f, side)
+        return self.proj(Fn.attend(q_, k_, v_, hd ** -0.5, bias, mask, rel_k, rel_v), q, dim)
+
+    def forward(self, x: torch.Tensor, f) -> torch.Tensor:
+        if f["window"]:
+            return Fn.windowed(x, f["size"], f["window"], f["shift"],
+                               lambda w, mask: self._core(w, f, mask, f["window"]))
+        return self._core(x, f, None, f["size"])
+
+    def extract(self, f) -> "Attention":
+        heads, hd, dim = f["heads"], f["head_dim"], f["dim"]
+        q = heads * hd
+        m = Attention(dim, heads, hd, f["qkv_bias"], f["size"], f["window"], f["shift"],
+                      f["rel_dist"] if f["rel_pos"] else 0, f["cls"])
+        m.qkv = self.qkv.extract(dim, q, bias=f["qkv_bias"])
+        m.proj = self.proj.extract(q, dim)
+        if f["rel_pos"]:
+            # the standalone table keeps row 0 (class token) and the rows within ±rel_dist
+            rows = torch.cat([torch.zeros(1, dtype=torch.long),
+                              torch.arange(-f["rel_dist"], f["rel_dist"] + 1) + self.rel_dist + 1])
+            for name in ("rel_k_v", "rel_k_h", "rel_v_v", "rel_v_h"):
+                setattr(m, name, copy_param(getattr(self, name)[rows.to(self.rel_k_v.device), :hd]))
+        if f["window"]:
+            rows = Fn.window_bias_rows(f["window"], self.window).to(self.relative_position_bias_table.device)
+            m.relative_position_bias_table = copy_param(self.relative_position_bias_table[rows, :heads])
+        return m
+
+
+class Attention(nn.Module):
+    """Standalone attention of an extracted subnet: ``nn.Linear`` qkv (timm layout) and proj."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, qkv_bias: bool, size: int, window: int = 0,
+                 shift: int = 0, rel_dist: int = 0, cls: bool = False):
+        super().__init__()
+        self.heads, self.head_dim, self.size, self.window, self.shift = heads, head_dim, size, window, shift
+        self.rel_dist, self.cls = rel_dist, cls
+        self.qkv = nn.Linear(dim, 3 * heads * head_dim, bias=qkv_bias)
+        self.proj = nn.Linear(heads * head_dim, dim)
+        if rel_dist:
+            for name in ("rel_k_v", "rel_k_h", "rel_v_v", "rel_v_h"):
+                setattr(self, name, new_param(2 * rel_dist + 2, head_dim))
+        if window:
+            self.relative_position_bias_table = new_param((2 * window - 1) ** 2, heads)
+
+    def _core(self, x: torch.Tensor, mask, side: int) -> torch.Tensor:
+        q, k, v = Fn.split_qkv(self.qkv(x), self.heads, self.head_dim)
+        bias = Fn.window_bias(self.relative_position_bias_table, self.heads, self.window, self.window) \
+            if self.window else None
+        rel_k = rel_v = None
+        if self.rel_dist:
+            d, n, c = self.head_dim, self.rel_dist, self.rel_dist + 1
+            rel_k = Fn.rel2d(self.rel_k_v, self.rel_k_h, d, side, self.cls, n, c)
+            rel_v = Fn.rel2d(self.rel_v_v, self.rel_v_h, d, side, self.cls, n, c)
+        return self.proj(Fn.attend(q, k, v, self.head_dim ** -0.5, bias, mask, rel_k, rel_v))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.window:
+            return Fn.windowed(x, self.size, self.window, self.shift, lambda w, mask: self._core(w, mask, self.window))
+        return self._core(x, None, self.size)
+
+
+class ElasticMlp(nn.Module):
+    """fc1 → GELU → fc2 with elastic hidden (and embedding) width."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = ElasticLinear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = ElasticLinear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, hidden: int) -> torch.Tensor:
+        dim = x.shape[-1]
+        return self.fc2(self.act(self.fc1(x, dim, hidden)), hidden, dim)
+
+    def extract(self, dim: int, hidden: int) -> Mlp:
+        m = Mlp(dim, hidden, act_layer=nn.GELU)
+        m.fc1, m.fc2 = self.fc1.extract(dim, hidden), self.fc2.extract(hidden, dim)
+        return m
+
+
+@register("transformer")
+class TransformerOp(nn.Module):
+    """One transformer slot of the supernet: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(self, layer, drop_path: float = 0.0):
+        super().__init__()
+        f = layer.fields
+        _check(f)
+        self.norm1 = ElasticLayerNorm(f["dim"])
+        self.attn = ElasticAttention(f)
+        self.norm2 = ElasticLayerNorm(f["dim"])
+        self.mlp = ElasticMlp(f["dim"], f["hidden"])
+        self.drop_path_rate = drop_path
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
+        f = layer.fields
+        dim = f["dim"]
+        x = x + self.drop_path(self.attn(self.norm1(x, dim), f))
+        return x + self.drop_path(self.mlp(self.norm2(x, dim), f["hidden"]))
+
+    def extract(self, layer) -> "Block":
+        f = layer.fields
+        _check(f)
+        return Block(self.norm1.extract(f["dim"]), self.attn.extract(f), self.norm2.extract(f["dim"]),
+                     self.mlp.extract(f["dim"], f["hidden"]), self.drop_path_rate)
+
+
+class Block(nn.Module):
+    """Standalone pre-norm transformer block of an extracted subnet (timm's ``Block`` layout)."""
+
+    def __init__(self, norm1: nn.LayerNorm, attn: Attention, norm2: nn.LayerNorm, mlp: Mlp, drop_path: float = 0.0):
+        super().__init__()
+        self.norm1, self.attn, self.norm2, self.mlp = norm1, attn, norm2, mlp
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))

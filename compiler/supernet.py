@@ -1,0 +1,148 @@
+"""The weight-entangled supernet of a space, and the standalone subnets it extracts.
+
+``build_supernet(space)`` allocates every weight once, at its largest size over the space
+(``space.supernet_spec()``: every block slot present, every numeric field at its maximum).
+``net(x, arch)`` resolves the arch to its concrete network (``space.resolve``; cached per arch)
+and runs the active slots with sliced widths; ``net.extract(arch)`` copies the active slices into
+a standalone module of ordinary layers that computes the same function.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+from .ops import get_op
+
+
+def check_input(x: Any, shape: tuple[int, int, int]) -> None:
+    """Raise ``ValueError`` naming the expected ``(C, H, W)`` unless ``x`` is a ``(B, C, H, W)`` tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"expected a tensor of shape (B, {shape[0]}, {shape[1]}, {shape[2]}), got {type(x).__name__}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"expected input of shape (B, C, H, W) with (C, H, W) = {tuple(shape)}, "
+                         f"got {tuple(x.shape)}")
+
+
+def _arch_key(arch: Mapping[str, Any]):
+    try:
+        key = tuple(sorted(arch.items()))
+        hash(key)
+        return key
+    except TypeError:  # unhashable values: their canonical JSON text is key enough
+        return json.dumps(arch, sort_keys=True, default=str)
+
+
+class _Stage(nn.Module):
+    """A stage's optional transition and its block slots (``blocks[i]`` is slot ``i``)."""
+
+    def __init__(self, transition: nn.Module | None, blocks: list[nn.Module]):
+        super().__init__()
+        self.transition = transition
+        self.blocks = nn.ModuleList(blocks)
+
+
+class Supernet(nn.Module):
+    """Weight-entangled supernet: ``net(x, arch)`` runs any arch of ``space``; see :func:`build_supernet`."""
+
+    def __init__(self, space, drop_path: float = 0.0, cache_size: int = 4096):
+        super().__init__()
+        self.space = space
+        self.spec = spec = space.supernet_spec()
+        self.cache_size = cache_size
+        self._specs: OrderedDict = OrderedDict()
+        slots = [layer for st in spec.stages for layer in st.blocks]
+        # stochastic depth grows linearly over the supernet's block slots (timm's rule)
+        rates = iter([drop_path * i / max(len(slots) - 1, 1) for i in range(len(slots))])
+        self.stem = get_op(spec.stem.kind)(spec.stem)
+        stages = []
+        for st in spec.stages:
+            blocks = []
+            for i, layer in enumerate(st.blocks):
+                if layer.index != i:
+                    raise ValueError(f"supernet spec of stage {st.name!r}: slot {i} has index {layer.index}")
+                blocks.append(get_op(layer.kind)(layer, drop_path=next(rates)))
+            transition = get_op(st.transition.kind)(st.transition) if st.transition is not None else None
+            stages.append(_Stage(transition, blocks))
+        self.stages = nn.ModuleList(stages)  # a list, not a dict: stage names may shadow Module attributes
+        self.stage_index = {st.name: i for i, st in enumerate(spec.stages)}
+        self.head = get_op(spec.head.kind)(spec.head)
+
+    # ------------------------------------------------------------------ archs
+    def resolve(self, arch: Mapping[str, Any]):
+        """The :class:`~spacelang.netspec.NetSpec` of ``arch`` (validated by the space; cached)."""
+        key = _arch_key(arch)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self.space.resolve(arch)  # validates: an arch outside the space raises ArchError
+            self._specs[key] = spec
+            if len(self._specs) > self.cache_size:
+                self._specs.popitem(last=False)
+        else:
+            self._specs.move_to_end(key)
+        return spec
+
+    def input_shape(self, arch: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
+        """``(C, H, W)`` the arch (or the supernet, without one) expects."""
+        spec = self.resolve(arch) if arch is not None else self.spec
+        return spec.channels, spec.resolution, spec.resolution
+
+    # ------------------------------------------------------------------ run
+    def forward(self, x: torch.Tensor, arch: Mapping[str, Any]) -> torch.Tensor:
+        spec = self.resolve(arch)
+        check_input(x, (spec.channels, spec.resolution, spec.resolution))
+        x = self.stem(x, spec.stem)
+        for st in spec.stages:
+            stage = self.stages[self.stage_index[st.name]]
+            if st.transition is not None:
+                x = stage.transition(x, st.transition)
+            for layer in st.blocks:
+                x = stage.blocks[layer.index](x, layer)
+        return self.head(x, spec.head, cls=bool(spec.stem.fields.get("cls", False)))
+
+    def extract(self, arch: Mapping[str, Any]) -> "Subnet":
+        """A standalone copy of ``arch``: ordinary layers, copied weights, the same outputs."""
+        spec = self.resolve(arch)
+        stages = []
+        for st in spec.stages:
+            stage = self.stages[self.stage_index[st.name]]
+            mods = [stage.transition.extract(st.transition)] if st.transition is not None else []
+            mods += [stage.blocks[layer.index].extract(layer) for layer in st.blocks]
+            stages.append(nn.Sequential(*mods))
+        sub = Subnet(self.stem.extract(spec.stem), stages,
+                     self.head.extract(spec.head, cls=bool(spec.stem.fields.get("cls", False))),
+                     (spec.channels, spec.resolution, spec.resolution), [st.name for st in spec.stages])
+        p = next(self.parameters())
+        return sub.to(device=p.device, dtype=p.dtype).train(self.training)
+
+
+class Subnet(nn.Module):
+    """A standalone subnet: ``stem``, ``stages[i]`` (``nn.Sequential`` of transition and blocks), ``head``."""
+
+    def __init__(self, stem: nn.Module, stages: list[nn.Sequential], head: nn.Module,
+                 input_shape: tuple[int, int, int], stage_names: list[str]):
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+        self.input_shape = tuple(input_shape)
+        self.stage_names = list(stage_names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.input_shape)
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+
+def build_supernet(space, drop_path: float = 0.0) -> Supernet:
+    """Compile ``space`` into a weight-entangled :class:`Supernet`.
+
+    ``drop_path`` is the stochastic-depth rate of the last block slot; earlier slots get linearly
+    smaller rates (0 for the first).  Raises ``NotImplementedError`` for kinds not compiled yet.
+    """
+    return Supernet(space, drop_path=drop_path)
