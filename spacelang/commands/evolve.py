@@ -47,6 +47,8 @@ def add_arguments(p) -> None:
     loop.add_argument("--no-final-eval", action="store_true",
                       help="do not train and evaluate the final space (its error distribution is then not plotted)")
     loop.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    loop.add_argument("--threads", type=int, default=None, metavar="N",
+                      help="torch intra-op threads (1 is fastest on a shared machine)")
 
 
 def _steps(items) -> dict:
@@ -141,7 +143,9 @@ def _loop(args, space, steps) -> int:
     from ..compiler.data import load_data
     from ..compiler.evaluate import CachedLoader, evaluate, has_batchnorm
     from ..compiler.train import TrainConfig, load_supernet, train
+    from ..compiler.commands.common import set_threads
     from ..search.s3_loop import run_s3
+    set_threads(args.threads)
     try:
         cfg = TrainConfig.for_data(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                    sampler="sandwich")

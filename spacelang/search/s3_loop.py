@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
-from .et_error import DEFAULT_TOP_K, read_results, row_error
+from .et_error import DEFAULT_TOP_K, feasible, read_results, row_error, space_et
 from .s3_evolve import DEFAULT_TAU, Evolution, evolve
 from .s3_report import plot_choices, plot_error_cdf, write_report
 
@@ -149,11 +149,11 @@ def run_s3(space, iterations: int, directory: str, train: Train, evaluate: Evalu
         moved = ", ".join(f"{u.sub.name} {list(u.old)}→{list(u.new)}" for u in ev.changed) or "nothing moved"
         log(f"iter{t}: E-T {ev.overall['et']:.2f}%; {moved}")
         spaces.append(ev.new_space)
-    _summary(directory, spaces, results, evolutions, plots)
+    _summary(directory, spaces, results, evolutions, plots, top_k)
     return LoopResult(directory, tuple(spaces), tuple(results), tuple(evolutions))
 
 
-def _summary(directory: str, spaces, results, evolutions, plots: bool) -> None:
+def _summary(directory: str, spaces, results, evolutions, plots: bool, top_k: float = DEFAULT_TOP_K) -> None:
     labels = [f"iter{i}" for i in range(len(spaces))]
     lines = [f"# S3 search of the search space: `{spaces[0].name}`", "",
              "| iteration | subnets | archs evaluated | mean error (%) | best error (%) | E-T (%) | subspaces moved |",
@@ -164,7 +164,8 @@ def _summary(directory: str, spaces, results, evolutions, plots: bool) -> None:
         ev = evolutions[i] if i < len(evolutions) else None
         mean = sum(errs) / len(errs) if errs else None
         best = min(errs) if errs else None
-        et = ev.overall["et"] if ev is not None else None
+        # S3 Eq. 5 for the whole space, so the final (never rewritten) space gets its E-T too
+        et = space_et(feasible(sp, results[i]).used, top_k)["et"] if i < len(results) else None
         f = lambda x: "–" if x is None else f"{x:.2f}"
         lines.append(f"| iter{i} | {sp.size():,} | {len(errs)} | {f(mean)} | {f(best)} | {f(et)} | "
                      f"{len(ev.changed) if ev else '–'} |")
