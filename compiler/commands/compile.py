@@ -1,0 +1,99 @@
+"""``spacelang compile FILE [-o DIR] [--json]``: build the supernet, summarise it, optionally save it.
+
+With ``-o DIR`` the freshly initialised supernet is written as ``DIR/checkpoint`` (epoch 0), which
+``spacelang train FILE -o DIR --resume`` continues and ``spacelang search DIR`` can load.  The
+initialisation uses ``--seed`` exactly as ``train`` does, so compile-then-train equals train.
+"""
+from __future__ import annotations
+
+HELP = "compile a space into its weight-entangled supernet; print a summary, optionally save it"
+
+
+def add_arguments(p) -> None:
+    from .common import add_threads
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="DIR", help="write an initialised checkpoint directory")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0, as train)")
+    p.add_argument("--force", action="store_true", help="overwrite a trained checkpoint in DIR")
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    add_threads(p)
+
+
+def summary(space, net) -> dict:
+    """Space size, supernet parameters, params/FLOPs ranges and per-stage shapes, as plain data."""
+    lo, hi = space.cost_range()
+    small, big = space.resolve(space.min_arch()), space.resolve(space.max_arch())
+    stages = []
+    for s_min, s_max in zip(small.stages, big.stages):
+        blocks = s_max.blocks or s_min.blocks
+        first = s_max.transition or (blocks[0] if blocks else None)
+        out = blocks[-1] if blocks else s_max.transition
+        stages.append({
+            "name": s_max.name,
+            "transition": s_max.transition.kind if s_max.transition else None,
+            "in_size": first["in_size"] if first is not None else None,
+            "size": out["size"] if out is not None else None,
+            "dim": [s_min.dim, s_max.dim],
+            "depth": [len(s_min.blocks), len(s_max.blocks)],
+            "kinds": sorted({b.kind for b in blocks}),
+        })
+    return {
+        "space": space.name,
+        "subnets": space.size(),
+        "dimensions": len(space.dims),
+        "input": list(space.input_shape(space.max_arch())),
+        "classes": space.classes,
+        "supernet_params": sum(p.numel() for p in net.parameters()),
+        "params": {"min": lo.params, "max": hi.params},
+        "flops": {"min": lo.flops, "max": hi.flops},
+        "stages": stages,
+    }
+
+
+def run(args) -> int:
+    from spacelang.commands.common import human, load_or_report, print_json
+    from .common import error, set_threads
+
+    space = load_or_report(args.file, quiet_warnings=args.json)
+    if space is None:
+        return 2
+    set_threads(args.threads)
+    from .. import checkpoint as ckpt
+    from ..supernet import build_supernet
+    from ..train import _seed_everything
+    if args.output and not args.force and ckpt.checkpoint_dir(args.output) is not None:
+        try:
+            epoch = ckpt.load(args.output).epoch
+        except (ValueError, OSError):
+            epoch = None
+        if epoch != 0:
+            return error(f"{args.output} already holds a checkpoint"
+                         + (f" trained for {epoch} epochs" if epoch else "") + "; pass --force to overwrite it")
+    _seed_everything(args.seed)
+    try:
+        net = build_supernet(space)
+    except NotImplementedError as e:
+        return error(f"{args.file}: {e}")
+    info = summary(space, net)
+    if args.output:
+        state = {"epoch": 0, "step": 0, "config": None, "rng": ckpt.rng_state(), "sampler": None,
+                 "metrics": {}, "space_name": space.name, "init_seed": args.seed}
+        info["checkpoint"] = ckpt.save(args.output, net, space.source, state)
+    if args.json:
+        print_json(info)
+        return 0
+    c, h, w = info["input"]
+    print(f"{space.name}: {info['subnets']:,} subnets, {info['dimensions']} dimensions, input {c}×{h}×{w}, "
+          f"{info['classes']} classes")
+    print(f"  supernet parameters: {human(info['supernet_params'])} ({info['supernet_params']:,})")
+    print(f"  subnet params: {human(info['params']['min'])} – {human(info['params']['max'])}   "
+          f"FLOPs: {human(info['flops']['min'])} – {human(info['flops']['max'])}")
+    for st in info["stages"]:
+        trans = f"{st['transition']} → " if st["transition"] else ""
+        dim = st["dim"][0] if st["dim"][0] == st["dim"][1] else f"{st['dim'][0]}–{st['dim'][1]}"
+        depth = st["depth"][0] if st["depth"][0] == st["depth"][1] else f"{st['depth'][0]}–{st['depth'][1]}"
+        print(f"  stage {st['name']}: {trans}{st['size']}×{st['size']} tokens, dim {dim}, depth {depth} "
+              f"({', '.join(st['kinds'])})")
+    if args.output:
+        print(f"  wrote {info['checkpoint']}")
+    return 0

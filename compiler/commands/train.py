@@ -1,0 +1,107 @@
+"""``spacelang train FILE --data digits|synthetic|PATH -o RUNDIR``: train a space's supernet.
+
+Checkpoints go to ``RUNDIR/checkpoint`` after every epoch and the per-epoch log to
+``RUNDIR/log.csv``.  ``--resume`` continues from the checkpoint with the settings stored in it
+(flags that would change the trained weights are ignored with a warning, except ``--epochs``,
+which extends or shortens the run and so changes its cosine schedule).
+"""
+from __future__ import annotations
+
+import sys
+
+HELP = "train the weight-entangled supernet of a space (uniform or sandwich sampling)"
+
+# flags whose value is stored in the checkpoint's config (argparse default None = "not given")
+_CONFIG_FLAGS = ("data", "epochs", "batch_size", "sampler", "sandwich_k", "lr", "min_lr", "warmup_epochs",
+                 "weight_decay", "label_smoothing", "drop_path", "mixup", "cutmix", "shift", "clip_grad", "seed",
+                 "workers")
+
+
+def add_arguments(p) -> None:
+    from .common import add_threads
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--data", default=None, metavar="digits|synthetic|PATH",
+                   help="dataset: scikit-learn digits, synthetic, or an ImageFolder with train/ and val/ "
+                        "(default digits)")
+    p.add_argument("-o", "--output", required=True, metavar="RUNDIR", help="run directory (checkpoint, log.csv)")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs (default 100; 300 for image folders)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; 128 for image folders)")
+    p.add_argument("--sampler", choices=("uniform", "sandwich"), default=None,
+                   help="uniform: one subnet per step (AutoFormer); sandwich: max, min and k random (S3)")
+    p.add_argument("--sandwich-k", type=int, default=None, metavar="K", help="random subnets per sandwich step (2)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (1e-3)")
+    p.add_argument("--min-lr", type=float, default=None, help="final learning rate of the cosine (1e-5)")
+    p.add_argument("--warmup-epochs", type=float, default=None, help="linear warm-up epochs (5)")
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (0.05)")
+    p.add_argument("--label-smoothing", type=float, default=None, help="(0.1)")
+    p.add_argument("--drop-path", type=float, default=None, help="stochastic depth of the last block (0.1)")
+    p.add_argument("--mixup", type=float, default=None, help="mixup alpha (0 for digits, 0.8 for image folders)")
+    p.add_argument("--cutmix", type=float, default=None, help="cutmix alpha (0 for digits, 1.0 for image folders)")
+    p.add_argument("--shift", type=int, default=None, help="random translation in pixels (2 for digits)")
+    p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm (off)")
+    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order and sampling (0)")
+    p.add_argument("--workers", type=int, default=None, help="data-loading processes for image folders (0)")
+    p.add_argument("--resume", action="store_true", help="continue from RUNDIR/checkpoint")
+    p.add_argument("--force", action="store_true", help="start afresh even if RUNDIR holds a trained checkpoint")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop this invocation after N epochs (a later --resume continues the same run)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads(p)
+
+
+def run(args) -> int:
+    from spacelang.commands.common import load_or_report
+    from .common import error, set_threads
+
+    space = load_or_report(args.file)
+    if space is None:
+        return 2
+    set_threads(args.threads)
+    from .. import checkpoint as ckpt
+    from ..train import TrainConfig, train
+
+    given = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
+    stored = None
+    if args.resume and ckpt.checkpoint_dir(args.output) is not None:
+        try:
+            stored = ckpt.load(args.output).state.get("config")
+        except (ValueError, OSError) as e:
+            return error(str(e))
+    elif args.resume:
+        print(f"spacelang: note: {args.output} has no checkpoint yet; starting a new run", file=sys.stderr)
+    elif not args.force and ckpt.checkpoint_dir(args.output) is not None:
+        try:
+            epoch = ckpt.load(args.output).epoch
+        except (ValueError, OSError):
+            epoch = None
+        if epoch != 0:
+            return error(f"{args.output} already holds a checkpoint"
+                         + (f" trained for {epoch} epochs" if epoch else "")
+                         + "; pass --resume to continue it or --force to start afresh")
+    try:
+        if stored:
+            cfg = TrainConfig.from_json(stored)
+            ignored = [k for k, v in given.items() if k != "epochs" and getattr(cfg, k) != v]
+            if ignored:
+                print("spacelang: warning: resuming with the checkpoint's settings; ignoring "
+                      + ", ".join(f"--{k.replace('_', '-')}" for k in ignored), file=sys.stderr)
+            if "epochs" in given and given["epochs"] != cfg.epochs:
+                print(f"spacelang: warning: --epochs {given['epochs']} changes the stored schedule "
+                      f"({cfg.epochs} epochs); the result will differ from an uninterrupted run", file=sys.stderr)
+                cfg.epochs = given["epochs"]
+        else:
+            cfg = TrainConfig.for_data(given.pop("data", "digits"), **given)
+    except (ValueError, TypeError) as e:
+        return error(str(e))
+    try:
+        res = train(space, cfg, args.output, resume=args.resume, progress=not args.no_progress,
+                    stop_after=args.stop_after, device=args.device)
+    except FileNotFoundError as e:
+        return error(str(e))
+    except ValueError as e:
+        return error(str(e))
+    if res.val_acc_max is not None:
+        print(f"{args.output}: epoch {res.epoch}/{cfg.epochs}, step {res.step}; search-val accuracy "
+              f"max subnet {res.val_acc_max:.2f}%, min subnet {res.val_acc_min:.2f}% ({res.seconds:.0f} s)")
+    return 0

@@ -1,0 +1,305 @@
+"""Supernet training: AutoFormer's uniform single-path rule or the sandwich rule, timm's recipe.
+
+One optimizer step per batch.  The archs of step ``t`` come from ``random.Random`` seeded with
+``(seed, t)`` only — not from a stream shared with anything else and not from the process rank —
+so every future data-parallel worker draws the same archs for the same step, and a resumed run
+draws exactly what an uninterrupted one would.
+
+- ``uniform`` (AutoFormer, §3.3): one subnet sampled uniformly per step; its loss is
+  back-propagated into the shared (entangled) weights.
+- ``sandwich`` (S3, Appendix A, Alg. 2; from BigNAS): the largest, the smallest and ``k`` random
+  subnets per step; their gradients are accumulated (summed) and applied in one update.  No
+  in-place distillation (S3 reports it collapses transformer training).
+
+The recipe (AdamW, cosine schedule with linear warm-up, label smoothing, stochastic depth,
+optional mixup/cutmix) follows AutoFormer Table 3 / DeiT, scaled down for small data; see
+docs/training.md.  Checkpoints are written atomically after every epoch (see ``checkpoint.py``).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .data import Data, load_data
+from .evaluate import CachedLoader, evaluate, fit_input
+from .supernet import build_supernet
+
+SAMPLERS = ("uniform", "sandwich")
+LOG_FIELDS = ["epoch", "step", "lr", "loss", "val_acc_max", "val_acc_min", "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    """Every setting that decides the trained weights (stored in the checkpoint, reused on resume)."""
+
+    data: str = "digits"
+    epochs: int = 100
+    batch_size: int = 64
+    sampler: str = "uniform"
+    sandwich_k: int = 2           # random middle subnets per sandwich step (S3 uses 2)
+    lr: float = 1e-3              # AutoFormer Table 3 (batch 1024); also good at batch 64 on digits
+    min_lr: float = 1e-5          # S3 §4.1
+    warmup_epochs: float = 5.0    # Table 3 warms up 20 of 500 epochs; 5 of 100 keeps the ratio
+    warmup_lr: float = 1e-6
+    weight_decay: float = 0.05    # Table 3
+    label_smoothing: float = 0.1  # Table 3
+    drop_path: float = 0.1        # Table 3
+    mixup: float = 0.0            # DeiT 0.8; off for 8×8 digits (docs/training.md)
+    cutmix: float = 0.0           # DeiT 1.0; off for 8×8 digits
+    shift: int = 0                # random translation in pixels (cheap in-memory augmentation for digits)
+    clip_grad: float | None = None
+    seed: int = 0
+    workers: int = 0
+
+    @classmethod
+    def for_data(cls, data: str, **overrides) -> "TrainConfig":
+        """Defaults for a dataset: DeiT's mixup/cutmix for image folders; batch 32, lr 2e-3 and
+        2-pixel shifts for digits (docs/training.md); ``overrides`` that are not None win."""
+        base: dict[str, Any] = {"data": data}
+        if data == "digits":
+            # ~1.3k images: smaller batches give the ViT enough steps (39 a epoch); see docs/training.md
+            base.update(shift=2, batch_size=32, lr=2e-3)
+        elif data != "synthetic":
+            base.update(mixup=0.8, cutmix=1.0, epochs=300, batch_size=128, warmup_epochs=20)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "epochs" in given and "warmup_epochs" not in given:
+            # keep the default warm-up's share of the run (Table 3: 20 of 500 epochs)
+            default = cls(**base)
+            base["warmup_epochs"] = default.warmup_epochs * given["epochs"] / default.epochs
+        base.update(given)
+        cfg = cls(**base)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.sandwich_k < 0:
+            raise ValueError("epochs and batch size must be positive, sandwich k non-negative")
+
+    def as_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+def step_rng(seed: int, step: int) -> random.Random:
+    """The sampler's RNG for one step: a function of (seed, step) alone (str seeds hash with SHA-512)."""
+    return random.Random(f"spacelang-sampler/{seed}/{step}")
+
+
+def sample_archs(space, sampler: str, seed: int, step: int, k: int = 2,
+                 sample: Callable | None = None) -> list[dict]:
+    """The archs trained at ``step``: one uniform sample, or max, min and ``k`` random (sandwich)."""
+    rng = step_rng(seed, step)
+    draw = sample or space.sample
+    if sampler == "uniform":
+        return [draw(rng)]
+    if sampler == "sandwich":
+        return [space.max_arch(), space.min_arch()] + [draw(rng) for _ in range(k)]
+    raise ValueError(f"unknown sampler {sampler!r}")
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
+def random_shift(x: torch.Tensor, pixels: int, g: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``pixels`` in each direction (edge pixels replicated into the gap)."""
+    if pixels <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pixels,) * 4, mode="replicate")
+    dx = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
+    dy = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
+    rows = (dy[:, None] + torch.arange(h)[None, :])                     # (n, h)
+    cols = (dx[:, None] + torch.arange(w)[None, :])                     # (n, w)
+    idx_n = torch.arange(n)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def _mix_seed(seed: int, step: int) -> int:
+    return (int(seed) * 2_147_483_647 + int(step) * 104_729 + 7) % (2 ** 63)
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def _make_loss(cfg: TrainConfig, num_classes: int):
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        mix = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
+                    num_classes=num_classes)
+        return mix, SoftTargetCrossEntropy()
+    if cfg.label_smoothing > 0:
+        return None, LabelSmoothingCrossEntropy(smoothing=cfg.label_smoothing)
+    return None, torch.nn.CrossEntropyLoss()
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    random.seed(seed)
+
+
+@dataclass
+class TrainResult:
+    epoch: int
+    step: int
+    val_acc_max: float | None
+    val_acc_min: float | None
+    seconds: float
+
+
+def train(space, cfg: TrainConfig, rundir: str, resume: bool = False, progress: bool = True,
+          stop_after: int | None = None, data: Data | None = None, log: Callable[[str], None] | None = None,
+          sample: Callable | None = None, device: str = "cpu") -> TrainResult:
+    """Train the supernet of ``space`` into ``rundir`` (checkpoint after every epoch).
+
+    With ``resume`` the run continues from ``rundir``'s checkpoint (which must come from the same
+    space) exactly as if it had never stopped.  ``stop_after`` ends this invocation after that many
+    epochs (preemption, tests).  ``sample(rng) -> arch`` replaces uniform sampling (e.g. a fixed
+    arch, to train one subnet alone).  ``device`` is where the net runs (``cpu``, ``cuda``);
+    checkpoints always hold CPU tensors.  Returns the state after the last epoch run.
+    """
+    from timm.data.mixup import mixup_target
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+    from tqdm import tqdm
+
+    cfg.check()
+    log = log or (lambda s: print(s, file=sys.stderr))
+    _seed_everything(cfg.seed)
+    net = build_supernet(space, drop_path=cfg.drop_path).to(device)
+    max_arch, min_arch = space.max_arch(), space.min_arch()
+    data = data or load_data(cfg.data, space.input_shape(max_arch), space.classes, **(
+        {"num_workers": cfg.workers} if cfg.data not in ("digits", "synthetic") else {}))
+    mixup, criterion = _make_loss(cfg, space.classes)
+    opt = create_optimizer_v2(net, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(data.train_loader(cfg.batch_size, cfg.seed, 0))
+    total = cfg.epochs * steps_per_epoch
+    sched = CosineLRScheduler(opt, t_initial=total, lr_min=cfg.min_lr, warmup_lr_init=cfg.warmup_lr,
+                              warmup_t=int(cfg.warmup_epochs * steps_per_epoch), t_in_epochs=False)
+    draw = sample or space.sample  # unconstrained, as AutoFormer and S3 (Alg. 2) train
+
+    epoch, step = 0, 0
+    if resume and ckpt.checkpoint_dir(rundir) is not None:
+        c = ckpt.load(rundir)
+        if c.state["space_sha256"] != ckpt.sha256(space.source):
+            raise ValueError(f"{rundir}: the checkpoint was compiled from another space (sha256 differs)")
+        net.load_state_dict(c.weights)  # copies into the parameters on their device
+        if c.optimizer is not None:
+            opt.load_state_dict(c.optimizer)
+        ckpt.set_rng_state(c.state["rng"])
+        epoch, step = c.epoch, c.step
+        if step != epoch * steps_per_epoch:
+            raise ValueError(f"{rundir}: checkpoint at step {step} does not close epoch {epoch} "
+                             f"({steps_per_epoch} steps per epoch: batch size or data changed?)")
+    os.makedirs(rundir, exist_ok=True)
+    log_path = os.path.join(rundir, "log.csv")
+    _trim_log(log_path, epoch)
+
+    val = CachedLoader(data.eval_loader("val"), device) if data.in_memory else data.eval_loader("val")
+    result = TrainResult(epoch, step, None, None, 0.0)
+    if epoch >= cfg.epochs:
+        log(f"{rundir}: already trained for {epoch} epochs")
+        return result
+    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
+               desc=f"train {space.name}", file=sys.stderr)
+    t_start = time.perf_counter()
+    epochs_run = 0
+    try:
+        while epoch < cfg.epochs:
+            net.train()
+            losses = []
+            for x, y in data.train_loader(cfg.batch_size, cfg.seed, epoch):
+                sched.step_update(num_updates=step)
+                archs = sample_archs(space, cfg.sampler, cfg.seed, step, cfg.sandwich_k, draw)
+                g = torch.Generator().manual_seed(_mix_seed(cfg.seed, step))
+                x = random_shift(x, cfg.shift, g).to(device)
+                y = y.to(device)
+                target = y
+                if mixup is not None:
+                    if len(x) % 2 == 0:
+                        x, target = mixup(x, y)
+                    else:  # timm's batch mixup pairs images: an odd last batch gets smoothed labels only
+                        target = mixup_target(y, space.classes, lam=1.0, smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                step_loss = 0.0
+                for a in archs:
+                    out = net(fit_input(x, net.input_shape(a)), a)
+                    loss = criterion(out, target)
+                    loss.backward()  # gradients of the sandwich's subnets accumulate (Alg. 2, line 5)
+                    step_loss += float(loss.detach())
+                if not math.isfinite(step_loss):
+                    raise FloatingPointError(f"loss is {step_loss} at step {step}")
+                if cfg.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
+                opt.step()
+                step += 1
+                losses.append(step_loss / len(archs))
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", refresh=False)
+            epoch += 1
+            epochs_run += 1
+            acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device)
+            row = {"epoch": epoch, "step": step, "lr": f"{opt.param_groups[0]['lr']:.6g}",
+                   "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "val_acc_max": f"{acc_max:.2f}",
+                   "val_acc_min": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}"}
+            _append_log(log_path, row)
+            bar.set_postfix(epoch=epoch, loss=row["loss"], max=f"{acc_max:.1f}", min=f"{acc_min:.1f}")
+            state = {"epoch": epoch, "step": step, "config": cfg.as_json(), "rng": ckpt.rng_state(),
+                     "sampler": {"kind": cfg.sampler, "seed": cfg.seed, "k": cfg.sandwich_k, "next_step": step,
+                                 "rule": "random.Random('spacelang-sampler/{seed}/{step}') per step"},
+                     "metrics": {"loss": float(row["loss"]), "val_acc_max": acc_max, "val_acc_min": acc_min},
+                     "space_name": space.name, "data": data.describe()}
+            ckpt.save(rundir, net, space.source, state, opt)
+            result = TrainResult(epoch, step, acc_max, acc_min, time.perf_counter() - t_start)
+            if stop_after is not None and epochs_run >= stop_after:
+                break
+    finally:
+        bar.close()
+    return result
+
+
+def _trim_log(path: str, epoch: int) -> None:
+    """Drop log rows after the checkpointed epoch (written before a crash that lost their checkpoint)."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epoch]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _append_log(path: str, row: dict) -> None:
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def load_supernet(rundir: str):
+    """``(space, net, checkpoint)`` of a run directory, weights loaded, in eval mode."""
+    c = ckpt.load(rundir)
+    space = c.space()
+    cfg = c.state.get("config") or {}
+    net = build_supernet(space, drop_path=float(cfg.get("drop_path", 0.0)))
+    net.load_state_dict(c.weights)
+    net.eval()
+    return space, net, c

@@ -1,0 +1,99 @@
+"""Datasets: digits splits, synthetic data, ImageFolder through timm, deterministic loaders."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from spacelang.compiler.data import load_data  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits", (1, 16, 16), 10)
+
+
+def test_digits_splits(digits):
+    n = [len(digits.train), len(digits.val), len(digits.test)]
+    assert sum(n) == 1797 and n == [1257, 270, 270]
+    x, y = digits.train.tensors
+    assert x.shape == (1257, 1, 16, 16) and x.dtype == torch.float32
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-2  # normalised with train statistics
+    for split in (digits.train, digits.val, digits.test):  # stratified: every class in every split
+        assert set(split.tensors[1].tolist()) == set(range(10))
+    # disjoint splits: no test image equals a train image
+    flat_tr = {tuple(r) for r in digits.train.tensors[0].flatten(1)[:, ::7].tolist()}
+    assert not any(tuple(r) in flat_tr for r in digits.test.tensors[0].flatten(1)[:, ::7].tolist())
+
+
+def test_digits_split_is_fixed_and_channels_repeat(digits):
+    again = load_data("digits", (3, 16, 16), 10)
+    assert torch.equal(again.test.tensors[1], digits.test.tensors[1])
+    x = again.train.tensors[0]
+    assert x.shape[1] == 3 and torch.equal(x[:, 0], x[:, 2])
+
+
+def test_train_loader_order_depends_on_seed_and_epoch_only(digits):
+    def labels(seed, epoch):
+        return torch.cat([y for _, y in digits.train_loader(64, seed, epoch)])
+    assert torch.equal(labels(0, 3), labels(0, 3))
+    assert not torch.equal(labels(0, 3), labels(0, 4))
+    assert not torch.equal(labels(1, 3), labels(0, 3))
+    state = torch.get_rng_state()
+    list(digits.eval_loader("val"))
+    list(digits.train_loader(64, 0, 0))
+    assert torch.equal(state, torch.get_rng_state())  # loaders never touch the global RNG (drop path uses it)
+
+
+def test_synthetic():
+    d = load_data("synthetic", (2, 8, 8), 10)
+    x, y = d.train.tensors
+    assert x.shape == (64, 2, 8, 8) and d.num_classes == 4 and set(y.tolist()) == {0, 1, 2, 3}
+
+
+def test_unknown_dataset():
+    with pytest.raises(FileNotFoundError):
+        load_data("no/such/folder", (1, 8, 8), 10)
+
+
+def _image_folder(root, classes=("cat", "dog"), per_class=6, size=20):
+    from PIL import Image
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", 2)):
+        for ci, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                arr = (rng.random((size, size, 3)) * 80 + 150 * ci).astype("uint8")
+                Image.fromarray(arr).save(d / f"{i}.png")
+    return str(root)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_image_folder_through_timm(tmp_path, channels):
+    root = _image_folder(tmp_path / "imgs")
+    d = load_data(root, (channels, 16, 16), 10)
+    assert d.num_classes == 2 and len(d.test) == 4
+    assert len(d.train) + len(d.val) == 12 and len(d.val) >= 2   # search split held out of train/
+    x, y = next(iter(d.train_loader(4, 0, 0)))
+    assert x.shape == (4, channels, 16, 16) and y.dtype == torch.long
+    xs, ys = zip(*d.eval_loader("test", 8))
+    assert xs[0].shape == (4, channels, 16, 16) and sorted(ys[0].tolist()) == [0, 0, 1, 1]
+    a = [y.tolist() for _, y in d.train_loader(4, 0, 1)]
+    b = [y.tolist() for _, y in d.train_loader(4, 0, 1)]
+    assert a == b
+
+
+def test_image_folder_search_subfolder(tmp_path):
+    root = _image_folder(tmp_path / "imgs")
+    import shutil
+    shutil.copytree(tmp_path / "imgs" / "val", tmp_path / "imgs" / "search")
+    d = load_data(root, (3, 16, 16), 10)
+    assert len(d.train) == 12 and len(d.val) == 4 and d.info["search_split"] == "search/"
+
+
+def test_image_folder_needs_train_and_val(tmp_path):
+    (tmp_path / "x" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="val/"):
+        load_data(str(tmp_path / "x"), (3, 16, 16), 10)
