@@ -16,14 +16,7 @@ from spacelang.compiler import build_supernet, load_timm_weights
 SPACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spaces")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine OpenMP threads that wait on each other at
-    barriers make small models tens of times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("space_name, timm_name", [

@@ -10,13 +10,13 @@ import torch
 import torch.nn as nn
 
 from . import functional as Fn
-from .elastic import ElasticBatchNorm2d, ElasticConv2d, lead, new_param
-from .embed import TokenHead, add_tokens, pos_embed_for
+from .elastic import ElasticBatchNorm2d, ElasticConv2d
+from .embed import ElasticTokens, TokenHead, add_tokens
 from .registry import register
 
 
 @register("conv_stem")
-class ConvStemOp(nn.Module):
+class ConvStemOp(ElasticTokens, nn.Module):
     """The tokenizer at its largest widths (``width`` of the 3×3 convs and the output ``dim``)."""
 
     def __init__(self, layer, drop_path: float = 0.0):
@@ -31,14 +31,7 @@ class ConvStemOp(nn.Module):
         self.conv3 = ElasticConv2d(w, w, 3, 1, 1, bias=False)
         self.bn3 = ElasticBatchNorm2d(w)
         self.proj = ElasticConv2d(w, f["dim"], f["patch"], f["patch"], 0)
-        self.cls_token = new_param(1, 1, f["dim"]) if f["cls"] else None
-        self.pos_embed = new_param(1, f["size"] ** 2 + int(f["cls"]), f["dim"]) if f["pos"] == "abs" else None
-
-    def _tokens(self, f):
-        dim = f["dim"]
-        cls = lead(self.cls_token, 1, 1, dim) if f["cls"] else None
-        pos = pos_embed_for(self.pos_embed, dim, f["size"], self.max_size, int(f["cls"])) if f["pos"] == "abs" else None
-        return cls, pos
+        self._init_tokens(f)
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from timm.layers import resample_abs_pos_embed
 
-from .elastic import lead
+from .elastic import lead, new_param
 
 
 def pos_embed_for(pos: torch.Tensor, dim: int, size: int, max_size: int, prefix: int) -> torch.Tensor:
@@ -40,3 +40,19 @@ class TokenHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return add_tokens(x, self.cls_token, self.pos_embed)
+
+
+class ElasticTokens:
+    """Mixin for elastic stems: a class token and an absolute position embedding at the largest
+    width and map, and the leading slices (resampled to the arch's map) that an arch uses."""
+
+    def _init_tokens(self, f) -> None:
+        self.max_size = f["size"]
+        self.cls_token = new_param(1, 1, f["dim"]) if f["cls"] else None
+        self.pos_embed = new_param(1, f["size"] ** 2 + int(f["cls"]), f["dim"]) if f["pos"] == "abs" else None
+
+    def _tokens(self, f):
+        dim = f["dim"]
+        cls = lead(self.cls_token, 1, 1, dim) if f["cls"] else None
+        pos = pos_embed_for(self.pos_embed, dim, f["size"], self.max_size, int(f["cls"])) if f["pos"] == "abs" else None
+        return cls, pos

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from . import functional as Fn
-from .elastic import ElasticConv2d, ElasticLayerNorm, lead, new_param
-from .embed import TokenHead, add_tokens, pos_embed_for
+from .elastic import ElasticConv2d, ElasticLayerNorm
+from .embed import ElasticTokens, TokenHead, add_tokens
 from .registry import register
 
 
@@ -19,7 +19,7 @@ def _check(f, op) -> None:
 
 
 @register("patch_embed")
-class PatchEmbedOp(nn.Module):
+class PatchEmbedOp(ElasticTokens, nn.Module):
     """Patchify conv at the largest width; as a transition it re-tokenises the incoming map."""
 
     def __init__(self, layer, drop_path: float = 0.0):
@@ -28,14 +28,7 @@ class PatchEmbedOp(nn.Module):
         self.max_size, self.cls = f["size"], f["cls"]
         self.proj = ElasticConv2d(f["in_dim"], f["dim"], f["kernel"], f["stride"], f["padding"])
         self.norm = ElasticLayerNorm(f["dim"]) if f["norm"] else None
-        self.cls_token = new_param(1, 1, f["dim"]) if f["cls"] else None
-        self.pos_embed = new_param(1, f["size"] ** 2 + int(f["cls"]), f["dim"]) if f["pos"] == "abs" else None
-
-    def _tokens(self, f):
-        dim = f["dim"]
-        cls = lead(self.cls_token, 1, 1, dim) if f["cls"] else None
-        pos = pos_embed_for(self.pos_embed, dim, f["size"], self.max_size, int(f["cls"])) if f["pos"] == "abs" else None
-        return cls, pos
+        self._init_tokens(f)
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
