@@ -5,7 +5,18 @@ any arch of the space and ``net.extract(arch)`` returns it as a standalone modul
 ``load_timm_weights(net, timm_model)`` loads a timm DeiT/Swin model into the supernet of the
 matching fixed space.
 """
-from .supernet import Subnet, Supernet, build_supernet
-from .timm_weights import load_timm_weights
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["build_supernet", "Supernet", "Subnet", "load_timm_weights"]
+_HOME = {"build_supernet": "supernet", "Supernet": "supernet", "Subnet": "supernet",
+         "load_timm_weights": "timm_weights"}
+
+
+def __getattr__(name: str):
+    # torch and timm load on first use, so `spacelang --help` and the commands' argument parsing
+    # (which import spacelang.compiler.commands) stay instant
+    if name in _HOME:
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .supernet import WEIGHT_LAYOUT
+
 FORMAT = 1
 NAME = "checkpoint"
 
@@ -147,7 +149,7 @@ def save(rundir: str, net: torch.nn.Module, source: str, state: dict,
     tmp, old = final + ".tmp", final + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    state = dict(state, format=FORMAT, space_sha256=sha256(source))
+    state = dict(state, format=FORMAT, weight_layout=WEIGHT_LAYOUT, space_sha256=sha256(source))
     weights = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     save_file(weights, os.path.join(tmp, "weights.safetensors"), metadata={"format": "pt"})
     if optimizer is not None and optimizer.state:
@@ -177,6 +179,9 @@ def load(rundir: str, map_location: str = "cpu") -> Checkpoint:
         state = json.load(f)
     if state.get("format") != FORMAT:
         raise ValueError(f"{d}: checkpoint format {state.get('format')!r}, expected {FORMAT}")
+    if state.get("weight_layout") != WEIGHT_LAYOUT:
+        raise ValueError(f"{d}: weights were written under weight layout {state.get('weight_layout')!r}, "
+                         f"this build reads layout {WEIGHT_LAYOUT}; retrain, or load it with the version that wrote it")
     with open(os.path.join(d, "space.space"), encoding="utf-8", newline="") as f:
         source = f.read()
     if sha256(source) != state["space_sha256"]:

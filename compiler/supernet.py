@@ -18,6 +18,12 @@ import torch.nn as nn
 from .ops import get_op
 
 
+
+#: Version of how the ops store and read their weights.  Bump it whenever an op changes its
+#: parameter layout or how it slices it: checkpoints record it, and one written under another
+#: layout is refused instead of loading into silently wrong places.
+WEIGHT_LAYOUT = 1
+
 def check_input(x: Any, shape: tuple[int, int, int]) -> None:
     """Raise ``ValueError`` naming the expected ``(C, H, W)`` unless ``x`` is a ``(B, C, H, W)`` tensor."""
     if not isinstance(x, torch.Tensor):

@@ -93,6 +93,23 @@ def test_checkpoint_is_safetensors_and_json(tiny, tmp_path):
     assert not os.path.exists(d + ".tmp") and not os.path.exists(d + ".old")
 
 
+def test_checkpoint_of_another_weight_layout_is_refused(tiny, tmp_path):
+    from spacelang.compiler import checkpoint as ckpt
+    from spacelang.compiler.supernet import WEIGHT_LAYOUT
+    from spacelang.compiler.train import train
+    run = str(tmp_path / "run")
+    train(sl.load(tiny), _cfg(epochs=1), run, progress=False)
+    assert ckpt.load(run).state["weight_layout"] == WEIGHT_LAYOUT
+    path = os.path.join(run, "checkpoint", "state.json")
+    with open(path) as f:
+        state = json.load(f)
+    state["weight_layout"] = WEIGHT_LAYOUT + 1  # as if written by a build whose ops store weights differently
+    with open(path, "w") as f:
+        json.dump(state, f)
+    with pytest.raises(ValueError, match="weight layout"):
+        ckpt.load(run)
+
+
 @pytest.mark.parametrize("sampler", ["uniform", "sandwich"])
 def test_resume_is_exact(tiny, tmp_path, sampler):
     from spacelang.compiler import checkpoint as ckpt
