@@ -15,12 +15,7 @@ from test_train import TINY  # noqa: E402
 SMALL = ["--population", "6", "--generations", "2", "--parents", "3", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

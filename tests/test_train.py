@@ -30,13 +30,7 @@ head linear { pool avg }
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: one thread is fastest and keeps the suite polite on a shared machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

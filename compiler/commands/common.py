@@ -35,6 +35,21 @@ def write_json_atomic(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def trained_checkpoint(rundir: str) -> str | None:
+    """Why ``rundir`` must not be overwritten without --force: it holds a checkpoint past epoch 0
+    (or one we cannot read); None when it holds none, or only an initialised one."""
+    from .. import checkpoint as ckpt
+    if ckpt.checkpoint_dir(rundir) is None:
+        return None
+    try:
+        epoch = ckpt.load(rundir).epoch
+    except (ValueError, OSError):
+        epoch = None
+    if epoch == 0:
+        return None
+    return f"{rundir} already holds a checkpoint" + (f" trained for {epoch} epochs" if epoch else "")
+
+
 def error(msg: str) -> int:
     """Print ``spacelang: error: msg`` and return exit code 2 (usage or input error)."""
     print(f"spacelang: error: {msg}", file=sys.stderr)

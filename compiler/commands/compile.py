@@ -52,7 +52,7 @@ def summary(space, net) -> dict:
 
 def run(args) -> int:
     from spacelang.commands.common import human, load_or_report, print_json
-    from .common import error, set_threads
+    from .common import error, set_threads, trained_checkpoint
 
     space = load_or_report(args.file, quiet_warnings=args.json)
     if space is None:
@@ -61,14 +61,9 @@ def run(args) -> int:
     from .. import checkpoint as ckpt
     from ..supernet import build_supernet
     from ..train import _seed_everything
-    if args.output and not args.force and ckpt.checkpoint_dir(args.output) is not None:
-        try:
-            epoch = ckpt.load(args.output).epoch
-        except (ValueError, OSError):
-            epoch = None
-        if epoch != 0:
-            return error(f"{args.output} already holds a checkpoint"
-                         + (f" trained for {epoch} epochs" if epoch else "") + "; pass --force to overwrite it")
+    busy = trained_checkpoint(args.output) if args.output and not args.force else None
+    if busy:
+        return error(busy + "; pass --force to overwrite it")
     _seed_everything(args.seed)
     try:
         net = build_supernet(space)

@@ -52,7 +52,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from spacelang.commands.common import load_or_report
-    from .common import error, set_threads
+    from .common import error, set_threads, trained_checkpoint
 
     space = load_or_report(args.file)
     if space is None:
@@ -70,15 +70,8 @@ def run(args) -> int:
             return error(str(e))
     elif args.resume:
         print(f"spacelang: note: {args.output} has no checkpoint yet; starting a new run", file=sys.stderr)
-    elif not args.force and ckpt.checkpoint_dir(args.output) is not None:
-        try:
-            epoch = ckpt.load(args.output).epoch
-        except (ValueError, OSError):
-            epoch = None
-        if epoch != 0:
-            return error(f"{args.output} already holds a checkpoint"
-                         + (f" trained for {epoch} epochs" if epoch else "")
-                         + "; pass --resume to continue it or --force to start afresh")
+    elif not args.force and (busy := trained_checkpoint(args.output)):
+        return error(busy + "; pass --resume to continue it or --force to start afresh")
     try:
         if stored:
             cfg = TrainConfig.from_json(stored)
