@@ -153,7 +153,7 @@ class _Checker:
             return
         try:
             lo, hi = sp.cost_range()
-        except (ImportError, NotImplementedError, AttributeError):
+        except (ImportError, NotImplementedError):
             return
         for c in sp.constraints:
             lo_v, hi_v = getattr(lo, c.metric), getattr(hi, c.metric)

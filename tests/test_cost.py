@@ -344,14 +344,7 @@ def test_cost_model_imports_no_torch():
 # --------------------------------------------------------------------------- the papers' numbers
 def _autoformer_t():
     # AutoFormer's released subnet experiments/subnet/AutoFormer-T.yaml: embed 192, depth 13
-    heads = [3] * 10 + [4, 3, 3]
-    ratios = [3.5, 3.5, 3.0, 3.5, 3.0, 3.0, 4.0, 4.0, 3.5, 4.0, 3.5, 4.0, 3.5]
-    blocks = "\n".join(f"  block transformer {{ heads {h}  head_dim 64  mlp_ratio {r} }}"
-                       for h, r in zip(heads, ratios))
-    return sl.loads("space autoformer_t\ninput image 224 channels 3\nclasses 1000\n"
-                    "stem patch_embed { patch 16 }\n"
-                    f"stage encoder {{\n  dim 192\n{blocks}\n}}\nhead linear {{ pool cls }}\n",
-                    filename="autoformer-t.space")
+    return sl.load(os.path.join(ROOT, "examples", "autoformer-t-subnet.space"))
 
 
 def test_documented_paper_numbers():
