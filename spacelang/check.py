@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .diagnostics import Diagnostic
 from .evaluate import FieldError, head_has_cls, normalize
 from .ir import EvalError, LayerIR, Ref, evaluate, refs
-from .kinds.base import Context, KindError
+from .kinds.base import Context, FieldError
 from .netspec import Layer, NetSpec, StageSpec
 from .resolve import Diags
 from .syntax import NO_SPAN
@@ -59,7 +59,7 @@ class _Checker:
     def _norm(self, key, layer: LayerIR, env: dict, ctx: Context, where: str) -> dict | None:
         try:
             f = normalize(layer, env, ctx)
-        except (KindError, FieldError) as e:
+        except FieldError as e:
             self._report(layer, env, e, where)
             return None
         except EvalError as e:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from .errors import ArchError, SpaceError  # noqa: F401  (re-exported: the family lives in errors.py)
+
 from .syntax import NO_SPAN, Span
 
 _MAX_SHOWN = 160  # characters of a source line shown around the caret
@@ -51,26 +53,6 @@ def _excerpt(source: str, span: Span) -> list[str]:
         start = start - offset + (1 if offset else 0)
         width = min(width, _MAX_SHOWN - start + 1)
     return ["    " + text.rstrip(), "    " + " " * start + "^" * max(1, width)]
-
-
-class SpaceError(Exception):
-    """Raised by ``sl.load``/``sl.loads`` with every error found in a file."""
-
-    def __init__(self, diagnostics: list[Diagnostic], source: str | None = None):
-        self.diagnostics = list(diagnostics)
-        self.source = source
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        return "\n".join(d.render(self.source) for d in self.diagnostics)
-
-
-class ArchError(ValueError):
-    """An arch that is not a point of its space; ``path`` names the offending dimension."""
-
-    def __init__(self, path: str | None, message: str):
-        self.path = path
-        super().__init__(f"{path}: {message}" if path else message)
 
 
 def error(filename: str, span: Span | None, message: str, hint: str | None = None) -> Diagnostic:

@@ -5,15 +5,8 @@ from typing import Any, Mapping
 
 from . import kinds as K
 from .ir import EvalError, LayerIR, evaluate, show
-from .kinds.base import Context, KindError
-
-
-class FieldError(Exception):
-    """A field whose value cannot be computed or has the wrong type for its kind."""
-
-    def __init__(self, field: str, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.field, self.message, self.hint = field, message, hint
+from .errors import FieldError
+from .kinds.base import Context
 
 
 def field_values(layer: LayerIR, env: Mapping[str, Any]) -> dict:
@@ -60,7 +53,7 @@ def coerce(name, fdef, v, expr=None):
 
 
 def normalize(layer: LayerIR, env: Mapping[str, Any], ctx: Context) -> dict:
-    """The normalised fields of ``layer`` under ``env`` (raises FieldError or KindError)."""
+    """The normalised fields of ``layer`` under ``env`` (raises FieldError or FieldError)."""
     kind = K.KINDS[layer.kind]
     return kind.normalize(field_values(layer, env), ctx)
 
@@ -72,4 +65,4 @@ def head_has_cls(head: LayerIR, env: Mapping[str, Any]) -> bool:
     return field_values(head, env)["pool"] == "cls"
 
 
-__all__ = ["normalize", "field_values", "head_has_cls", "FieldError", "KindError", "Context"]
+__all__ = ["normalize", "field_values", "head_has_cls", "FieldError", "FieldError", "Context"]

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 import attrs
 
+from .errors import EvalError
 from .syntax import NO_SPAN, Span
 
 MAX_MAGNITUDE = 1e15
@@ -34,8 +35,6 @@ class Op:
 Expr = Const | Ref | Op
 
 
-class EvalError(ValueError):
-    pass
 
 
 def refs(e: Expr) -> set[str]:

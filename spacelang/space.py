@@ -16,7 +16,7 @@ from . import kinds as K
 from .diagnostics import ArchError, Diagnostic, SpaceError
 from .evaluate import FieldError, head_has_cls, normalize
 from .ir import ConstraintIR, Const, Dim, EvalError, LayerIR, Ref, StageIR, evaluate, refs
-from .kinds.base import Context, KindError
+from .kinds.base import Context, FieldError
 from .netspec import Layer, NetSpec, StageSpec
 from .parser import parse, read_source
 from .resolve import Resolver
@@ -278,7 +278,7 @@ class Space:
         env = self.validate(arch) if validate else arch
         try:
             return self._netspec(env)
-        except (KindError, FieldError, EvalError) as e:
+        except (FieldError, EvalError) as e:
             raise ArchError(None, f"arch is not buildable: {getattr(e, 'message', e)}") from None
 
     def _norm(self, layer: LayerIR, env, ctx: Context) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 
-from .base import REQUIRED, Context, Field, Kind, KindError
+from .base import REQUIRED, Context, Field, Kind, FieldError
 from . import conv, conv_stem, linear_head, mbconv, mbpool, patch_embed, patch_merging, rsr, transformer
 
 KINDS: dict[str, Kind] = {
@@ -29,4 +29,4 @@ def suggest(name: str, candidates) -> str | None:
     return close[0] if close else None
 
 
-__all__ = ["KINDS", "Kind", "Field", "Context", "KindError", "REQUIRED", "get", "kinds_for", "suggest"]
+__all__ = ["KINDS", "Kind", "Field", "Context", "FieldError", "REQUIRED", "get", "kinds_for", "suggest"]

@@ -12,6 +12,8 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
+from ..errors import FieldError
+
 REQUIRED = object()
 
 #: Field types: ``int``, ``float`` (accepts ints), ``bool``, ``sym`` (a bare name from ``symbols``).
@@ -49,22 +51,12 @@ class Context:
     role: str = ""       # stem | downsample | block | head
 
 
-class KindError(Exception):
-    """A field value the kind rejects: ``field`` names it, ``hint`` suggests a fix."""
-
-    def __init__(self, field: str | None, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.hint = hint
-
-
 @attrs.frozen
 class Kind:
     """A registered block kind.
 
     ``normalize(fields, ctx)`` gets the user's fields with defaults filled (and numbers already
-    type-checked) and returns the full normalised field dict; it raises :class:`KindError` for
+    type-checked) and returns the full normalised field dict; it raises :class:`FieldError` for
     values it cannot accept.  ``cost(fields)`` returns ``(params, flops)`` of the normalised layer
     under fvcore's convention, or is ``None`` until a cost model exists for the kind.
     """

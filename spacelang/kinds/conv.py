@@ -3,7 +3,7 @@
 ``width`` sets the output channels when the layer is a stem whose width differs from the first
 stage's (NASViT); otherwise the output is the stage width.
 """
-from .base import Context, Field, Kind, KindError, fields
+from .base import Context, Field, Kind, FieldError, fields
 from .counting import BATCH_NORM, finish
 
 FIELDS = fields(
@@ -16,7 +16,7 @@ FIELDS = fields(
 
 def normalize(f: dict, ctx: Context) -> dict:
     if f["kernel"] % 2 == 0:
-        raise KindError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
+        raise FieldError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
     out = (ctx.in_size - 1) // f["stride"] + 1
     return dict(in_dim=ctx.in_dim, dim=f["width"] or ctx.dim, in_size=ctx.in_size, size=out,
                 kernel=f["kernel"], stride=f["stride"], act=f["act"])

@@ -5,7 +5,7 @@ output of the first to the output of the third, then a ``patch``×``patch`` conv
 stride ``patch`` producing ``dim`` channels (the first stage's width), then the class token and
 absolute position embedding.
 """
-from .base import Context, Field, Kind, KindError, fields
+from .base import Context, Field, Kind, FieldError, fields
 from .counting import BATCH_NORM, finish
 
 FIELDS = fields(
@@ -18,7 +18,7 @@ FIELDS = fields(
 def normalize(f: dict, ctx: Context) -> dict:
     half = (ctx.in_size + 1) // 2  # 3×3, stride 2, padding 1
     if half % f["patch"]:
-        raise KindError("patch", f"patch {f['patch']} does not divide the {half}×{half} map after the stride-2 conv",
+        raise FieldError("patch", f"patch {f['patch']} does not divide the {half}×{half} map after the stride-2 conv",
                         f"the input {ctx.in_size} is halved to {half} first; choose a divisor of {half}")
     return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=half // f["patch"],
                 width=f["width"], patch=f["patch"], pos=f["pos"], cls=ctx.cls_token)

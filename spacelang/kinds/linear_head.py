@@ -1,6 +1,6 @@
 """``linear`` head: final LayerNorm (``norm``), pooling (the class token or the token average),
 then a linear classifier."""
-from .base import Context, Field, Kind, KindError, fields
+from .base import Context, Field, Kind, FieldError, fields
 from .counting import LAYER_NORM, finish
 
 FIELDS = fields(

@@ -3,7 +3,7 @@
 1×1 expansion to ``in_dim * expand`` channels, ``kernel``×``kernel`` depthwise conv with
 ``stride``, optional squeeze-excitation, 1×1 projection to ``dim``; residual when shapes match.
 """
-from .base import Context, Field, Kind, KindError, fields
+from .base import Context, Field, Kind, FieldError, fields
 from .counting import BATCH_NORM, finish
 
 FIELDS = fields(
@@ -17,7 +17,7 @@ FIELDS = fields(
 
 def normalize(f: dict, ctx: Context) -> dict:
     if f["kernel"] % 2 == 0:
-        raise KindError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
+        raise FieldError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
     hidden = round(ctx.in_dim * f["expand"])
     out = (ctx.in_size - 1) // f["stride"] + 1
     return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=out, kernel=f["kernel"],

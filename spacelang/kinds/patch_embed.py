@@ -5,7 +5,7 @@ overlapping kernels (As-ViT) and a LayerNorm after it (Swin).  ``pos abs`` adds 
 position embedding (and the class token when the head pools ``cls``).
 As a downsample it re-tokenises between stages (As-ViT).
 """
-from .base import Context, Field, Kind, KindError, fields
+from .base import Context, Field, Kind, FieldError, fields
 from .counting import LAYER_NORM, finish
 
 FIELDS = fields(
@@ -20,20 +20,20 @@ FIELDS = fields(
 
 def normalize(f: dict, ctx: Context) -> dict:
     if ctx.role == "downsample" and ctx.cls_token:
-        raise KindError(None, "re-tokenising with patch_embed cannot carry a class token",
+        raise FieldError(None, "re-tokenising with patch_embed cannot carry a class token",
                         "use `head linear { pool avg }`, or `rsr`, which carries the class token")
     kernel = f["kernel"] if f["kernel"] is not None else f["patch"]
     stride = f["stride"] if f["stride"] is not None else f["patch"]
     padding = f["padding"] if f["padding"] is not None else (kernel // 2 if kernel > stride else 0)
     if kernel < stride:
-        raise KindError("kernel", f"kernel {kernel} is smaller than stride {stride}: pixels would be skipped",
+        raise FieldError("kernel", f"kernel {kernel} is smaller than stride {stride}: pixels would be skipped",
                         "use kernel >= stride")
     out = (ctx.in_size + 2 * padding - kernel) // stride + 1
     if out < 1:
-        raise KindError("patch", f"patch {kernel} is larger than the {ctx.in_size}×{ctx.in_size} input",
+        raise FieldError("patch", f"patch {kernel} is larger than the {ctx.in_size}×{ctx.in_size} input",
                         "use a smaller patch or a larger input")
     if kernel == stride and padding == 0 and ctx.in_size % stride:
-        raise KindError("patch", f"patch {stride} does not divide the {ctx.in_size}×{ctx.in_size} input",
+        raise FieldError("patch", f"patch {stride} does not divide the {ctx.in_size}×{ctx.in_size} input",
                         f"{ctx.in_size} % {stride} = {ctx.in_size % stride}; choose a divisor of {ctx.in_size}")
     return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=out, kernel=kernel,
                 stride=stride, padding=padding, norm=f["norm"], pos=f["pos"], cls=ctx.cls_token)

@@ -1,15 +1,15 @@
 """``patch_merging``: Swin's transition — concatenate each 2×2 neighbourhood (4·C channels),
 LayerNorm, then a bias-free linear map to the new stage width."""
-from .base import Context, Kind, KindError, fields
+from .base import Context, Kind, FieldError, fields
 from .counting import LAYER_NORM, finish
 
 
 def normalize(f: dict, ctx: Context) -> dict:
     if ctx.in_size % 2:
-        raise KindError(None, f"patch merging needs an even feature map, got {ctx.in_size}×{ctx.in_size}",
+        raise FieldError(None, f"patch merging needs an even feature map, got {ctx.in_size}×{ctx.in_size}",
                         "change the input resolution or the stem's patch size")
     if ctx.cls_token:
-        raise KindError(None, "patch merging cannot carry a class token", "use `head linear { pool avg }`")
+        raise FieldError(None, "patch merging cannot carry a class token", "use `head linear { pool avg }`")
     return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=ctx.in_size // 2)
 
 

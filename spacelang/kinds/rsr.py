@@ -4,16 +4,16 @@ Main path: LayerNorm, 3×3 convolution with stride 2 to the new width, a new abs
 embedding.  Skip path: 2×2 average pooling with the channels zero-padded to the new width.  The
 class token goes through LayerNorm + linear, with a zero-padded identity skip.
 """
-from .base import Context, Kind, KindError, fields
+from .base import Context, Kind, FieldError, fields
 from .counting import LAYER_NORM, finish
 
 
 def normalize(f: dict, ctx: Context) -> dict:
     if ctx.in_size % 2:
-        raise KindError(None, f"residual spatial reduction needs an even feature map, got {ctx.in_size}×{ctx.in_size}",
+        raise FieldError(None, f"residual spatial reduction needs an even feature map, got {ctx.in_size}×{ctx.in_size}",
                         "change the input resolution or the stem's patch size")
     if ctx.dim < ctx.in_dim:
-        raise KindError(None, f"rsr widens the tokens but the width falls from {ctx.in_dim} to {ctx.dim}",
+        raise FieldError(None, f"rsr widens the tokens but the width falls from {ctx.in_dim} to {ctx.dim}",
                         "the skip path zero-pads channels; make the new stage at least as wide")
     return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=ctx.in_size // 2, cls=ctx.cls_token)
 

@@ -9,7 +9,7 @@ the MLP hidden width is ``hidden`` or ``mlp_ratio`` × ``dim``.  ``rel_pos`` add
 ``splits`` (As-ViT/NASViT attention splits) is accepted by the language; the compiler refuses it
 until it is implemented.
 """
-from .base import Context, Field, Kind, KindError, fields
+from .base import Context, Field, Kind, FieldError, fields
 from .counting import LAYER_NORM, finish
 
 FIELDS = fields(
@@ -33,31 +33,31 @@ def normalize(f: dict, ctx: Context) -> dict:
     if qkv_dim is None:
         qkv_dim = heads * (head_dim if head_dim is not None else 64)
     if qkv_dim % heads:
-        raise KindError("qkv_dim", f"qkv_dim {qkv_dim} is not divisible by heads {heads}",
+        raise FieldError("qkv_dim", f"qkv_dim {qkv_dim} is not divisible by heads {heads}",
                         "qkv_dim is split evenly across heads; use a multiple of heads")
     if head_dim is None:
         head_dim = qkv_dim // heads
     elif head_dim * heads != qkv_dim:
-        raise KindError("qkv_dim", f"qkv_dim {qkv_dim} ≠ heads {heads} × head_dim {head_dim}",
+        raise FieldError("qkv_dim", f"qkv_dim {qkv_dim} ≠ heads {heads} × head_dim {head_dim}",
                         "write two of heads, head_dim and qkv_dim and let the third follow")
     if (f["mlp_ratio"] is None) == (f["hidden"] is None):
-        raise KindError(None, "a transformer block needs exactly one of mlp_ratio and hidden",
+        raise FieldError(None, "a transformer block needs exactly one of mlp_ratio and hidden",
                         "e.g. `mlp_ratio 4` or `hidden 768`")
     hidden = f["hidden"] if f["hidden"] is not None else round(f["mlp_ratio"] * ctx.dim)
     if ctx.in_dim != ctx.dim:
-        raise KindError(None, f"a transformer block keeps the width, but {ctx.in_dim} channels arrive for a {ctx.dim}-wide stage",
+        raise FieldError(None, f"a transformer block keeps the width, but {ctx.in_dim} channels arrive for a {ctx.dim}-wide stage",
                         "add a `downsample` to the stage")
     window = shift = 0
     size = ctx.in_size
     if f["window"] is not None:
         if ctx.cls_token:
-            raise KindError("window", "window attention cannot carry a class token",
+            raise FieldError("window", "window attention cannot carry a class token",
                             "use `head linear { pool avg }`")
         window = f["window"]
         if window >= size:  # Swin: a window covering the map becomes the map, and is not shifted
             window, shift = size, 0
         elif size % window:
-            raise KindError("window", f"window {window} does not divide the {size}×{size} feature map",
+            raise FieldError("window", f"window {window} does not divide the {size}×{size} feature map",
                             f"use a divisor of {size}, or a window ≥ {size} (it then covers the whole map)")
         else:
             mode = f["shift"]

@@ -18,7 +18,7 @@ from ..cost import Cost
 from ..diagnostics import ArchError
 from ..evaluate import FieldError, head_has_cls, normalize
 from ..ir import EvalError, evaluate, refs
-from ..kinds.base import Context, KindError
+from ..kinds.base import Context, FieldError
 
 MAX_ENTRIES = 500_000  # per-layer entries; cleared beyond this so memory stays bounded
 
@@ -62,7 +62,7 @@ class CostCache:
     def __call__(self, arch: Mapping[str, Any]) -> Cost:
         try:
             return self._cost(arch)
-        except (KindError, FieldError, EvalError) as e:
+        except (FieldError, EvalError) as e:
             raise ArchError(None, f"arch is not buildable: {getattr(e, 'message', e)}") from None
         except KeyError as e:
             raise ArchError(e.args[0], "missing from the arch") from None

@@ -19,18 +19,12 @@ from typing import Iterable, Mapping
 
 import attrs
 
+from ..errors import InfeasibleError, WhereError
+
 METRICS = ("params", "flops")
 _SCALE = {"": 1, "K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9}
 _TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?P<unit>[KkMG]?)(?![\w.])"
                     r"|(?P<name>[A-Za-z_]\w*)|(?P<op><=|>=|<|>|=)|(?P<sep>,))")
-
-
-class WhereError(ValueError):
-    """A ``--where`` expression that does not parse (the message points at the problem)."""
-
-
-class InfeasibleError(ValueError):
-    """No arch of the space can satisfy the band; the message names the band and the space's range."""
 
 
 def format_quantity(v, digits: int = 7) -> str:
