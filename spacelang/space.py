@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from . import kinds as K
 from .diagnostics import ArchError, Diagnostic, SpaceError
-from .evaluate import FieldError, head_has_cls, normalize
+from .fields import FieldError, head_has_cls, normalize
 from .ir import ConstraintIR, Const, Dim, EvalError, LayerIR, Ref, StageIR, evaluate, refs
 from .kinds.base import Context, FieldError
 from .netspec import Layer, NetSpec, StageSpec
@@ -323,7 +323,7 @@ class Space:
 
     def supernet_spec(self) -> NetSpec:
         """The supernet: every block slot present, every numeric field at its largest value."""
-        from .check import supernet_spec
+        from .checker import supernet_spec
         return supernet_spec(self)
 
     def cost_range(self):
@@ -380,7 +380,7 @@ def from_syntax(syntax: SpaceFile) -> Space:
     if resolved is None:
         raise SpaceError(r.d.items, syntax.source)
     space = Space(syntax, resolved, [])
-    from .check import check_space
+    from .checker import check_space
     diags = check_space(space, r.d)
     errors = [d for d in diags if d.severity == "error"]
     if errors:

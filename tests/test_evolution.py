@@ -8,7 +8,7 @@ import pytest
 
 import spacelang as sl
 from spacelang.cost import cost as exact_cost
-from spacelang.search import Bounds, EvolutionConfig, crossover, evolve, mutate, random_search
+from spacelang.search import Bounds, EvolutionConfig, crossover, mutate, random_search, run_evolution
 from spacelang.search.evolution import PRESETS, autoformer, dim_class, s3, vit_resnas
 from spacelang.search.pareto import dominates, pareto_front, pareto_front_n
 
@@ -144,8 +144,8 @@ def test_evolution_is_deterministic_deduplicated_and_in_band():
     space = sl.loads(AF)
     ev = objective(space, 0)
     band = Bounds.parse("200K<=params")
-    r1 = evolve(space, ev, SMALL_CFG, seed=5, bounds=band)
-    r2 = evolve(space, ev, SMALL_CFG, seed=5, bounds=band)
+    r1 = run_evolution(space, ev, SMALL_CFG, seed=5, bounds=band)
+    r2 = run_evolution(space, ev, SMALL_CFG, seed=5, bounds=band)
     assert r1.history == r2.history
     keys = [json.dumps(r["arch"], sort_keys=True) for r in r1.history]
     assert len(keys) == len(set(keys)) == SMALL_CFG.budget
@@ -156,7 +156,7 @@ def test_evolution_is_deterministic_deduplicated_and_in_band():
     assert r1.best["score"] == max(r["score"] for r in r1.history)
     curve = r1.best_per_generation()
     assert len(curve) == SMALL_CFG.generations + 1 and curve == sorted(curve)
-    assert evolve(space, ev, SMALL_CFG, seed=6, bounds=band).history != r1.history
+    assert run_evolution(space, ev, SMALL_CFG, seed=6, bounds=band).history != r1.history
 
 
 def test_evolution_beats_random_search_at_equal_budget():
@@ -164,7 +164,7 @@ def test_evolution_beats_random_search_at_equal_budget():
     evo, rnd = [], []
     for seed in range(4):
         ev = objective(space, seed)
-        e = evolve(space, ev, SMALL_CFG, seed=seed)
+        e = run_evolution(space, ev, SMALL_CFG, seed=seed)
         r = random_search(space, ev, len(e.history), seed=seed)
         assert len(r.history) == len(e.history) == SMALL_CFG.budget
         evo.append(e.best["score"])
@@ -184,7 +184,7 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, kill_at):
     ev = objective(space, 1)
     band = Bounds.parse("flops>=1M")
     cfg = EvolutionConfig(population=12, generations=6, parents=4, mutations=6, crossovers=6, crossover="block")
-    full = evolve(space, ev, cfg, seed=3, bounds=band)
+    full = run_evolution(space, ev, cfg, seed=3, bounds=band)
     calls = []
 
     def dying(archs):
@@ -195,17 +195,17 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, kill_at):
 
     path = str(tmp_path / "state.json")
     with pytest.raises(Killed):
-        evolve(space, dying, cfg, seed=3, bounds=band, state_path=path)
+        run_evolution(space, dying, cfg, seed=3, bounds=band, state_path=path)
     state = json.load(open(path))
     assert state["generation"] == kill_at and not state["done"]
-    resumed = evolve(space, ev, cfg, seed=3, bounds=band, state_path=path)
+    resumed = run_evolution(space, ev, cfg, seed=3, bounds=band, state_path=path)
     assert resumed.history == full.history
     assert resumed.best == full.best
     assert json.load(open(path))["done"]
     # a finished state gives its result back without evaluating again
-    assert evolve(space, lambda a: 1 / 0, cfg, seed=3, bounds=band, state_path=path).history == full.history
+    assert run_evolution(space, lambda a: 1 / 0, cfg, seed=3, bounds=band, state_path=path).history == full.history
     with pytest.raises(ValueError, match="different search"):
-        evolve(space, ev, cfg, seed=4, bounds=band, state_path=path)
+        run_evolution(space, ev, cfg, seed=4, bounds=band, state_path=path)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
@@ -231,7 +231,7 @@ def test_tiny_space_terminates():
     space = sl.loads(AF.replace("dim 32..96 step 16", "dim 32").replace("depth 4..8", "depth 4")
                      .replace("heads 1..4", "heads 1").replace("mlp_ratio 2..4 step 0.5", "mlp_ratio {2, 4}"))
     assert space.size() == 16
-    r = evolve(space, lambda archs: [1.0] * len(archs), SMALL_CFG, seed=0)
+    r = run_evolution(space, lambda archs: [1.0] * len(archs), SMALL_CFG, seed=0)
     keys = {json.dumps(x["arch"], sort_keys=True) for x in r.history}
     assert len(keys) == len(r.history) == 16
 
@@ -239,7 +239,7 @@ def test_tiny_space_terminates():
 def test_evaluator_must_return_one_score_per_arch():
     space = sl.loads(AF)
     with pytest.raises(ValueError, match="scores"):
-        evolve(space, lambda archs: [1.0], SMALL_CFG)
+        run_evolution(space, lambda archs: [1.0], SMALL_CFG)
 
 
 def test_presets_follow_the_papers():
@@ -265,7 +265,7 @@ def test_pareto_front():
     assert sorted(f2) == sorted(front)
     assert dominates((1, 2), (2, 2), (False, True)) and not dominates((1, 2), (1, 2), (False, True))
     space = sl.loads(AF)
-    r = evolve(space, objective(space, 0), SMALL_CFG, seed=0)
+    r = run_evolution(space, objective(space, 0), SMALL_CFG, seed=0)
     fr = r.pareto("params")
     assert fr[-1]["score"] == r.best["score"]
     for x in r.history:

@@ -17,7 +17,7 @@ import spacelang as sl
 from spacelang.cli import main
 from spacelang.search import et_error as E
 from spacelang.search import rewrite as R
-from spacelang.search.s3_evolve import evolve, fit_trend, shift, steps_for
+from spacelang.search.s3_evolve import evolve_space, fit_trend, shift, steps_for
 from spacelang.search.s3_loop import run_s3
 
 from conftest import EXAMPLES
@@ -155,7 +155,7 @@ def test_exactly_the_trending_subspaces_move(tiny, top_k):
     factors = {"s1.dim": [32, 48, 64], "s1.*.mlp_ratio": [2.0, 3.0, 4.0], "s1.depth": [1, 2],
                "s2.*.heads": [2, 4], "s2.dim": [64, 96]}
     rows = factorial(tiny, factors, lambda a: 20 + 0.02 * a["s1.dim"] - 0.5 * a["s1.*.mlp_ratio"])
-    ev = evolve(tiny, rows, top_k=top_k)
+    ev = evolve_space(tiny, rows, top_k=top_k)
     by = {u.sub.name: u for u in ev.updates}
     assert by["s1.dim"].trend.slope == pytest.approx(0.64)
     assert by["s1.*.mlp_ratio"].trend.slope == pytest.approx(-1.0)
@@ -178,9 +178,9 @@ def test_exactly_the_trending_subspaces_move(tiny, top_k):
 def test_no_trend_leaves_the_text_identical(tiny):
     rng = random.Random(1)
     archs = [tiny.sample(rng) for _ in range(200)]
-    flat = evolve(tiny, [{"arch": a, "error": 12.5} for a in archs])
+    flat = evolve_space(tiny, [{"arch": a, "error": 12.5} for a in archs])
     assert flat.text == TINY and not flat.changed
-    noisy = evolve(tiny, [{"arch": a, "error": 12.5 + rng.gauss(0, 0.05)} for a in archs])
+    noisy = evolve_space(tiny, [{"arch": a, "error": 12.5 + rng.gauss(0, 0.05)} for a in archs])
     assert noisy.text == TINY and not noisy.changed
 
 
@@ -188,7 +188,7 @@ def test_upward_direction_and_downward_direction(tiny):
     factors = {"s2.dim": [64, 96], "s2.*.mlp_ratio": [2.0, 3.0]}
     # error falls with s2.dim by 1.0 over its set → 2 steps of 64 up; rises with mlp by 0.5 → 1 step down
     rows = factorial(tiny, factors, lambda a: 30 - (a["s2.dim"] - 64) / 32 + 0.5 * (a["s2.*.mlp_ratio"] - 2))
-    ev = evolve(tiny, rows)
+    ev = evolve_space(tiny, rows)
     by = {u.sub.name: u for u in ev.updates}
     assert by["s2.dim"].new == (192, 224)
     assert by["s2.*.mlp_ratio"].new == (1.5, 2.5)  # γ: S3's MLP-ratio step 0.5
@@ -198,7 +198,7 @@ def test_upward_direction_and_downward_direction(tiny):
 def test_never_empty_when_every_shifted_choice_is_not_positive(tiny):
     # depth 1..2, strongly worse when deeper: w = 3 → 7 steps down → every choice ≤ 0
     rows = factorial(tiny, {"s1.depth": [1, 2]}, lambda a: 10 + 3 * a["s1.depth"])
-    ev = evolve(tiny, rows)
+    ev = evolve_space(tiny, rows)
     u = next(u for u in ev.updates if u.sub.name == "s1.depth")
     assert u.k == 7 and u.new == (1,)
     assert changed_lines(TINY, ev.text) == [("  depth 1..2", "  depth {1}")]
@@ -229,7 +229,7 @@ def test_checker_drops_windows_that_no_longer_fit():
     # bigger windows are better in both stages: w = −0.5 → one step up
     rows = factorial(space, {"s1.*.window": [4, 8], "s2.*.window": [1, 2]},
                      lambda a: 10 - 0.5 * (a["s1.*.window"] == 8) - 0.5 * (a["s2.*.window"] == 2))
-    ev = evolve(space, rows)
+    ev = evolve_space(space, rows)
     by = {u.sub.name: u for u in ev.updates}
     # s1: {4, 8} → {6, 10}; 6 neither divides 8 nor covers the map, 10 ≥ 8 is global attention
     assert by["s1.*.window"].new == (10,)
@@ -245,7 +245,7 @@ def test_never_empty_when_the_checker_rejects_every_shifted_choice():
         "window {4, 8} step 2", "window {2, 4} step 1")
     space = sl.loads(text)
     rows = factorial(space, {"s1.*.window": [2, 4]}, lambda a: 10 - 0.5 * (a["s1.*.window"] == 4))
-    ev = evolve(space, rows)
+    ev = evolve_space(space, rows)
     u = next(u for u in ev.updates if u.sub.name == "s1.*.window")
     # {2, 4} → {3, 5}: neither fits 8×8; the valid value nearest to where the trend points is 4
     assert u.k == -1 and u.new == (4,) and "nearest" in u.note
@@ -306,7 +306,7 @@ head linear { pool avg }
     subs = {s.name: s for s in E.subspaces(space)}
     assert set(subs) == {"*.*.mlp_ratio"} and subs["*.*.mlp_ratio"].stages == ("s1", "s2")
     rows = factorial(space, {"*.*.mlp_ratio": [2.0, 3.0]}, lambda a: 10 - a["*.*.mlp_ratio"])
-    ev = evolve(space, rows)
+    ev = evolve_space(space, rows)
     assert changed_lines(text, ev.text) == [
         ("template tb transformer { heads 2  head_dim 16  mlp_ratio {2, 3} }   # shared by both stages",
          "template tb transformer { heads 2  head_dim 16  mlp_ratio {3, 4} }   # shared by both stages")]
@@ -328,7 +328,7 @@ def _digits_rows(space, n=240, seed=0):
 def test_digits_s3_example_evolves_and_checks():
     path = os.path.join(EXAMPLES, "digits-s3.space")
     space = sl.load(path)
-    ev = evolve(space, _digits_rows(space))
+    ev = evolve_space(space, _digits_rows(space))
     moved = {u.sub.name: u for u in ev.changed}
     assert set(moved) == {"s1.*.mlp_ratio", "s2.dim"}
     assert moved["s1.*.mlp_ratio"].k < 0 and moved["s2.dim"].k > 0   # up and down
@@ -403,7 +403,7 @@ def test_loop_with_a_synthetic_trainer(tmp_path, tiny):
 
 def test_max_steps_caps_the_move(tiny):
     rows = factorial(tiny, {"s1.*.mlp_ratio": [2.0, 3.0, 4.0]}, lambda a: 20 - 2 * a["s1.*.mlp_ratio"])
-    u = next(u for u in evolve(tiny, rows, max_steps=1).updates if u.sub.name == "s1.*.mlp_ratio")
+    u = next(u for u in evolve_space(tiny, rows, max_steps=1).updates if u.sub.name == "s1.*.mlp_ratio")
     assert u.k == -1 and u.new == (3.0, 4.0, 5.0) and "capped" in u.note
 
 
@@ -415,7 +415,7 @@ def test_worked_example_on_the_s3_space():
     mlp = {3.0: 25.0, 3.5: 24.5, 4.0: 24.1}
     rows = factorial(space, {"s3.*.mlp_ratio": [3.0, 3.5, 4.0], "s1.*.window": [7, 14]},
                      lambda a: mlp[a["s3.*.mlp_ratio"]] - 0.6 * (a["s1.*.window"] == 14))
-    ev = evolve(space, rows)
+    ev = evolve_space(space, rows)
     by = {u.sub.name: u for u in ev.updates}
     assert by["s3.*.mlp_ratio"].trend.slope == pytest.approx(-0.9)
     assert by["s3.*.mlp_ratio"].new == (4.0, 4.5, 5.0)

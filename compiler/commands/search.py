@@ -209,7 +209,7 @@ def run_search(rundir: str, out: str, bounds=None, strategy: str = "evolution", 
             ecfg = evo.EvolutionConfig(**evolution_settings)
             log(f"evolution: population {ecfg.population}, {ecfg.generations} generations, "
                 f"{ecfg.parents} parents, {ecfg.budget} evaluations")
-            res = evo.evolve(space, evaluator, ecfg, seed=seed, bounds=bounds,
+            res = evo.run_evolution(space, evaluator, ecfg, seed=seed, bounds=bounds,
                              state_path=os.path.join(out, "evolution_state.json"), resume=True,
                              on_generation=lambda g, h: log(_progress(g, h)))
         elif strategy == "random":

@@ -87,14 +87,14 @@ def run(args) -> int:
 
 def _from_results(args, space, steps) -> int:
     from ..search.et_error import read_results
-    from ..search.s3_evolve import evolve
+    from ..search.s3_evolve import evolve_space
     from ..search.s3_report import write_report
     try:
         rows = read_results(args.from_results)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ev = evolve(space, rows, tau=args.tau, top_k=args.top_k, rounding=args.rounding, steps=steps,
+    ev = evolve_space(space, rows, tau=args.tau, top_k=args.top_k, rounding=args.rounding, steps=steps,
                 max_steps=args.max_steps)
     if not ev.rows.used:
         print(f"error: none of the {ev.rows.total} rows of {args.from_results} is a feasible arch of {args.file}"

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from .. import kinds as K
 from ..cost import Cost
 from ..diagnostics import ArchError
-from ..evaluate import FieldError, head_has_cls, normalize
+from ..fields import FieldError, head_has_cls, normalize
 from ..ir import EvalError, evaluate, refs
 from ..kinds.base import Context, FieldError
 

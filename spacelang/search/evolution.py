@@ -389,7 +389,7 @@ class _RandomSearch(_Run):
         return out
 
 
-def evolve(space, evaluate: Evaluator, config: EvolutionConfig | None = None, *, seed: int = 0,
+def run_evolution(space, evaluate: Evaluator, config: EvolutionConfig | None = None, *, seed: int = 0,
            bounds: Bounds | None = None, state_path: str | None = None, resume: bool = True,
            on_generation: Callable[[int, list], None] | None = None) -> SearchResult:
     """Run (or resume, from ``state_path``) an evolutionary search; see the module docstring.

@@ -221,7 +221,7 @@ class _Builder:
             return None, errs[0].message if errs else str(e)
 
 
-def evolve(space, rows, tau: float = DEFAULT_TAU, top_k: float = DEFAULT_TOP_K, rounding: str = "trunc",
+def evolve_space(space, rows, tau: float = DEFAULT_TAU, top_k: float = DEFAULT_TOP_K, rounding: str = "trunc",
            steps: Mapping[str, int | float] | None = None, max_steps: int | None = None) -> Evolution:
     """One S3 evolution step of ``space`` from evaluated archs (results.jsonl rows).
 

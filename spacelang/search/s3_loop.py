@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 
 from .et_error import DEFAULT_TOP_K, feasible, read_results, row_error, space_et
-from .s3_evolve import DEFAULT_TAU, Evolution, evolve
+from .s3_evolve import DEFAULT_TAU, Evolution, evolve_space
 from .s3_report import plot_choices, plot_error_cdf, write_report
 
 #: ``train(space, directory) -> model``: fit the supernet of ``space``, writing into ``directory``.
@@ -142,7 +142,7 @@ def run_s3(space, iterations: int, directory: str, train: Train, evaluate: Evalu
         results.append(rows)
         if last:
             break
-        ev = evolve(cur, rows, tau=tau, top_k=top_k, rounding=rounding, steps=steps, max_steps=max_steps)
+        ev = evolve_space(cur, rows, tau=tau, top_k=top_k, rounding=rounding, steps=steps, max_steps=max_steps)
         evolutions.append(ev)
         cdf = [(f"iter{i}", [row_error(r) for r in rs]) for i, rs in enumerate(results)]
         write_report(ev, os.path.join(it_dir, "report"), errors_by_space=cdf, plots=plots)

@@ -13,7 +13,7 @@ import random
 from typing import Any, Iterable
 
 from .diagnostics import Diagnostic
-from .evaluate import FieldError, head_has_cls, normalize
+from .fields import FieldError, head_has_cls, normalize
 from .ir import EvalError, LayerIR, Ref, evaluate, refs
 from .kinds.base import Context, FieldError
 from .netspec import Layer, NetSpec, StageSpec
