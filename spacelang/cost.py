@@ -7,7 +7,7 @@ fvcore's (docs/counting.md): the tests hold it equal to ``fvcore.nn.FlopCountAna
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -56,16 +56,6 @@ def _layer_cost(layer: Layer, convention: str) -> tuple[int, int]:
     return kind.cost(layer.fields, convention)
 
 
-def _named_layers(net: NetSpec) -> Iterator[tuple[str, Layer]]:
-    yield "stem", net.stem
-    for st in net.stages:
-        if st.transition is not None:
-            yield f"{st.name}.downsample", st.transition
-        for blk in st.blocks:
-            yield f"{st.name}.{blk.index}", blk
-    yield "head", net.head
-
-
 def netspec_cost(net: NetSpec, convention: str = "fvcore") -> Cost:
     """The cost of a concrete network under ``convention`` (``"fvcore"`` or ``"macs"``).
 
@@ -91,7 +81,7 @@ def breakdown(net: NetSpec, convention: str = "fvcore") -> list[LayerCost]:
     """Per-layer costs in execution order (for ``count --json`` and the docs)."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown counting convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
-    return [LayerCost(path, layer.kind, *_layer_cost(layer, convention)) for path, layer in _named_layers(net)]
+    return [LayerCost(path, layer.kind, *_layer_cost(layer, convention)) for path, layer in net.named_layers()]
 
 
 def format_breakdown(rows: list[LayerCost]) -> str:

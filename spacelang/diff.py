@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 
 from . import kinds as K
-from .ir import Const, EvalError, Op, Ref, evaluate, refs
+from .ir import Const, EvalError, Op, Origin, Ref, evaluate, refs
+from .walk import Role
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
 
@@ -243,13 +244,14 @@ class _Collector:
 
 
 def _slots(space) -> dict[str, tuple]:
-    """Every layer by slot name -> (stage, block index or None, rest-of-path prefix, LayerIR)."""
-    out = {"stem": (None, None, "stem", space.stem), "head": (None, None, "head", space.head)}
-    for st in space.stages:
-        if st.transition is not None:
-            out[f"{st.name}.downsample"] = (st.name, None, "downsample", st.transition)
-        for b in st.blocks:
-            out[f"{st.name}.{b.index}"] = (st.name, b.index, "", b)
+    """Every layer by slot path -> (stage, block index or None, rest-of-path prefix, LayerIR)."""
+    out = {}
+    for s in space.slots:
+        stage = space.stages[s.stage].name if s.stage is not None else None
+        if s.role is Role.BLOCK:
+            out[s.path] = (stage, s.index, "", s.layer)
+        else:
+            out[s.path] = (stage, None, s.role.value, s.layer)
     return out
 
 
@@ -283,7 +285,7 @@ def diff_spaces(a, b) -> SpaceDiff:
     def fixed_in(own_slots, other_slots, d) -> str | None:
         """What a dimension's field is (fixed or derived) in the other space, if it is not a dim
         there (and the layer has the same kind on both sides)."""
-        if d.origin != "field":
+        if d.origin is not Origin.FIELD:
             return None
         slot = f"{d.stage}.{d.block}" if d.block is not None else d.path.rsplit(".", 1)[0]
         if slot not in other_slots or slot not in own_slots:

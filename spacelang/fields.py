@@ -32,8 +32,11 @@ def coerce(name, fdef, v, expr=None):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise FieldError(name, f"{name} takes an integer, got {v!r}")
         if isinstance(v, float):
-            how = f"{show(expr)} gives {v}" if expr is not None else f"got {v}"
-            raise FieldError(name, f"{name} takes an integer, but {how}", "use // for integer division")
+            if v.is_integer():  # `dim / 64` is fine wherever it comes out whole
+                v = int(v)
+            else:
+                how = f"{show(expr)} gives {v}" if expr is not None else f"got {v}"
+                raise FieldError(name, f"{name} takes an integer, but {how}", "use // for integer division")
         if fdef.min is not None and v < fdef.min:
             raise FieldError(name, f"{name} must be ≥ {fdef.min}, got {v}")
         return v
@@ -59,10 +62,10 @@ def normalize(layer: LayerIR, env: Mapping[str, Any], ctx: Context) -> dict:
 
 
 def head_has_cls(head: LayerIR, env: Mapping[str, Any]) -> bool:
-    """Whether the token sequence carries a class token (the head pools it)."""
-    if head.kind != "linear":
-        return False
-    return field_values(head, env)["pool"] == "cls"
+    """Whether the token sequence carries a class token: the head's kind says so from its
+    field values (:attr:`spacelang.kinds.base.Kind.class_token`; no hook: never)."""
+    hook = K.KINDS[head.kind].class_token
+    return bool(hook(field_values(head, env))) if hook is not None else False
 
 
 __all__ = ["normalize", "field_values", "head_has_cls", "FieldError", "FieldError", "Context"]

@@ -5,6 +5,9 @@ names have been resolved, so evaluation needs only an ``env`` mapping dimension 
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
+import enum
 import math
 from typing import Any, Mapping
 
@@ -98,6 +101,33 @@ def show(e: Expr) -> str:
     return f"({show(e.args[0])} {e.op} {show(e.args[1])})"
 
 
+class _StrEnum(str, enum.Enum):
+    """A string enum that prints, formats and serialises as its value."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Origin(_StrEnum):
+    """What a dimension is: a layer field, a ``let``, a stage width, a stage depth, an optional
+    block's presence gate, or the input resolution."""
+
+    FIELD = "field"
+    LET = "let"
+    DIM = "dim"
+    DEPTH = "depth"
+    PRESENT = "present"
+    RESOLUTION = "resolution"
+
+
+class Scope(_StrEnum):
+    """Where a choice is written, which decides how often it is chosen."""
+
+    SPACE = "space"
+    STAGE = "stage"
+    BLOCK = "block"
+
+
 @attrs.frozen
 class Dim:
     """One searchable dimension.
@@ -110,13 +140,13 @@ class Dim:
     path: str
     choices: tuple
     type: str  # int | float | bool | sym | num
-    scope: str  # space | stage | block
+    scope: Scope = attrs.field(converter=Scope)
     span: Span = attrs.field(default=NO_SPAN, eq=False)
     step: int | float | None = None
     stage: str | None = None
     block: int | None = None
     field: str = ""
-    origin: str = "field"  # field | let | dim | depth | present | resolution
+    origin: Origin = attrs.field(default=Origin.FIELD, converter=Origin)
     choice_spans: tuple = attrs.field(default=(), eq=False, repr=False)
 
     @property
@@ -163,7 +193,7 @@ class StageIR:
 class ConstraintIR:
     metric: str
     op: str
-    bound: int | float
+    bound: int | Fraction  # exact: parsed by spacelang.util.quantity
     text: str
     span: Span = attrs.field(default=NO_SPAN, eq=False)
 

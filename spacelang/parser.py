@@ -14,6 +14,8 @@ from lark import Token, Transformer, v_args
 
 from . import syntax as S
 from .diagnostics import Diagnostic, SpaceError, error
+from .errors import WhereError
+from .util.quantity import exact_number, parse_quantity
 
 MAX_FILE_BYTES = 256 << 10    # a real space is a few KB; refuse beyond 256 KiB (worst-case parse ~2 s)
 MAX_LINE_CHARS = 10_000
@@ -395,12 +397,10 @@ class _ToAst(Transformer):
     def constraint_decl(self, meta, ch):
         metric, op, q = ch
         text = q.value
-        scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1], 1)
-        num = text[:-1] if scale != 1 else text
-        if len(num) > MAX_INT_DIGITS + 2:
-            raise _AstError(error(self.filename, _span_of(q), "constraint bound too large"))
-        value = float(num) * scale
-        bound = int(value) if value == int(value) else value
+        try:
+            bound = exact_number(parse_quantity(text))
+        except WhereError as e:
+            raise _AstError(error(self.filename, _span_of(q), f"constraint bound {e.message}")) from None
         return S.Constraint(metric.value, op.value, text, bound, _span_of(meta))
 
     def space_decl(self, meta, ch):

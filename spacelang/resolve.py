@@ -73,6 +73,42 @@ def _fmt_num(v) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
+@attrs.frozen
+class Entry:
+    """One name of a group being resolved (a field, a ``let``, a stage's width)."""
+
+    value: Any            # its syntax (literal, choice set, range, expression)
+    path: str             # the dimension path it becomes if it is a choice
+    scope: str            # space | stage | block
+    fdef: Any             # the kind's Field, when it is a field
+    origin: str           # field | let | dim | ...
+    stage: str | None
+    block: int | None
+    span: Any
+
+
+@attrs.frozen
+class Site:
+    """Where a layer is written: its role, its dimension path prefix and scope, and for a block
+    its stage, slot, optional flag and presence gate."""
+
+    role: str
+    path: str
+    scope: str
+    stage: str | None = None
+    block: int | None = None
+    optional: bool = False
+    present: str | None = None
+
+
+@attrs.frozen
+class Names:
+    """The names visible from a place: how to look one up, and the list (for "did you mean")."""
+
+    lookup: Callable[[str], Any]
+    names: list
+
+
 class Resolver:
     def __init__(self, file: S.SpaceFile):
         self.file = file
@@ -278,12 +314,12 @@ class Resolver:
     def group(self, entries: dict, outer: Callable[[str], Expr | None], kind_desc: str) -> dict[str, Expr | None]:
         """Resolve a group of mutually visible names (a block's fields, a stage's lets...).
 
-        ``entries``: name -> (syntax value, path, scope, fdef, origin, stage, block, span)
+        ``entries``: name -> :class:`Entry`
         Returns name -> Expr (None for entries that failed).
         """
         deps: dict[str, set[str]] = {name: set() for name in entries}
         for name, ent in entries.items():
-            v, fdef = ent[0], ent[3]
+            v, fdef = ent.value, ent.fdef
             if isinstance(v, (S.Choice, S.Range)) or (fdef is not None and fdef.type == "sym"):
                 continue
             for n in _expr_names(v):
@@ -299,9 +335,9 @@ class Resolver:
             graph = nx.DiGraph([(a, b) for a, bs in deps.items() for b in bs])
             for cycle in nx.simple_cycles(graph):
                 cyclic |= set(cycle)
-                first = min(cycle, key=lambda n: entries[n][7].start)
+                first = min(cycle, key=lambda n: entries[n].span.start)
                 chain = " → ".join(cycle[cycle.index(first):] + cycle[:cycle.index(first)] + [first])
-                self.d.add(entries[first][7], f"derived {kind_desc} form a cycle: {chain}",
+                self.d.add(entries[first].span, f"derived {kind_desc} form a cycle: {chain}",
                            "one of them must be a literal, a choice set or a range")
             rest = {n: ds - cyclic for n, ds in deps.items() if n not in cyclic}
             order = list(graphlib.TopologicalSorter(rest).static_order())
@@ -315,9 +351,9 @@ class Resolver:
 
         order = [n for n in order if n in entries and n not in cyclic]
         for name in order:
-            v, path, scope, fdef, origin, stage, block, span = entries[name]
-            out[name] = self.value(v, path, scope, fdef, name if origin in ("field", "let") else origin,
-                                   origin, lookup, stage, block)
+            e = entries[name]
+            out[name] = self.value(e.value, e.path, e.scope, e.fdef, name if e.origin in ("field", "let") else e.origin,
+                                   e.origin, lookup, e.stage, e.block)
         return out
 
     def unknown_name(self, scope_names: list[str]) -> Callable:
@@ -329,8 +365,14 @@ class Resolver:
         return fail
 
     # ---------------------------------------------------------------- layers
-    def layer(self, role, kind_name, kind_span, fields_syn, span, path_prefix, scope, outer_lookup,
-              outer_names, stage=None, block=None, template_fields=(), index=0, optional=False, present=None):
+    def layer(self, decl, site: Site, names: Names, kind_name: str | None = None, template_fields=()):
+        """Resolve a layer declaration (stem, downsample, block or head) at ``site``.
+
+        ``kind_name`` overrides the declaration's kind (a template's); ``template_fields`` are
+        the template's fields, which the declaration's own override."""
+        role, kind_name, kind_span = site.role, kind_name or decl.kind, decl.kind_span
+        fields_syn, span, path_prefix, scope = decl.fields, decl.span, site.path, site.scope
+        outer_lookup, outer_names, stage, block = names.lookup, names.names, site.stage, site.block
         kind = K.get(kind_name)
         if kind is None or role not in kind.roles:
             cands = K.kinds_for(role) + (sorted(self.templates) if role == "block" else [])
@@ -364,25 +406,21 @@ class Resolver:
                            f"add `{fdef.name} VALUE` inside the braces")
                 ok = False
         entries = {
-            f.name: (f.value, f"{path_prefix}.{f.name}", scope, kind.fields[f.name], "field", stage, block, f.name_span)
+            f.name: Entry(f.value, f"{path_prefix}.{f.name}", scope, kind.fields[f.name], "field", stage, block, f.name_span)
             for f in given.values() if f.name in kind.fields
         }
         fail = self.unknown_name(list(entries) + outer_names)
-
-        def outer(n: str):
-            r = outer_lookup(n)
-            return r
-
-        resolved = self._group_with_unknowns(entries, outer, "fields", fail)
+        resolved = self._group_with_unknowns(entries, outer_lookup, "fields", fail)
         if not ok or any(v is None for v in resolved.values()):
             return None
         return LayerIR(role=role, kind=kind_name, fields=resolved, span=span, kind_span=kind_span,
-                       field_spans={f.name: f.value.span for f in given.values()}, index=index,
-                       optional=optional, present=present)
+                       field_spans={f.name: f.value.span for f in given.values()}, index=block or 0,
+                       optional=site.optional, present=site.present)
 
     def _group_with_unknowns(self, entries, outer, desc, fail):
         """``group`` with unknown names reported at their spans."""
-        names_by_entry = {n: _expr_names(e[0]) if not isinstance(e[0], (S.Choice, S.Range)) else [] for n, e in entries.items()}
+        names_by_entry = {n: _expr_names(e.value) if not isinstance(e.value, (S.Choice, S.Range)) else []
+                          for n, e in entries.items()}
         pending = {}
         for n, lst in names_by_entry.items():
             for nm in lst:
@@ -449,7 +487,7 @@ class Resolver:
             if l.name in seen_let:
                 continue
             seen_let[l.name] = l
-        space_entries = {n: (l.value, n, "space", None, "let", None, None, l.name_span) for n, l in seen_let.items()}
+        space_entries = {n: Entry(l.value, n, "space", None, "let", None, None, l.name_span) for n, l in seen_let.items()}
         space_fail = self.unknown_name(list(space_entries))
         space_env = self._group_with_unknowns(space_entries, lambda n: _MISSING, "parameters", space_fail)
 
@@ -491,13 +529,13 @@ class Resolver:
         if S.Stem in singles and stages:
             s = singles[S.Stem]
             first_dim = stage_dims[0] if stage_dims else None
-            stem = self.layer("stem", s.kind, s.kind_span, s.fields, s.span, "stem", "space",
-                              _with(space_lookup, {"dim": first_dim}), list(space_env) + ["dim"])
+            stem = self.layer(s, Site("stem", "stem", "space"),
+                              Names(_with(space_lookup, {"dim": first_dim}), list(space_env) + ["dim"]))
         if S.Head in singles and stages:
             h = singles[S.Head]
             last_dim = stage_dims[-1] if stage_dims else None
-            head = self.layer("head", h.kind, h.kind_span, h.fields, h.span, "head", "space",
-                              _with(space_lookup, {"dim": last_dim}), list(space_env) + ["dim"])
+            head = self.layer(h, Site("head", "head", "space"),
+                              Names(_with(space_lookup, {"dim": last_dim}), list(space_env) + ["dim"]))
         cons = tuple(ConstraintIR(c.metric, c.op, c.bound, c.text, c.span) for c in constraints)
         for c in constraints:
             if c.bound <= 0 and c.op in ("<=", "<"):
@@ -520,7 +558,7 @@ class Resolver:
         if not dims_decl:
             self.d.add(st.name_span, f"stage {name} has no `dim`", "add e.g. `dim 192` or `dim {192, 240}`")
             return None
-        entries = {"dim": (dims_decl[0].value, f"{name}.dim", "stage", None, "dim", name, None, dims_decl[0].span)}
+        entries = {"dim": Entry(dims_decl[0].value, f"{name}.dim", "stage", None, "dim", name, None, dims_decl[0].span)}
         seen = {}
         for l in lets:
             if l.name in seen:
@@ -531,7 +569,7 @@ class Resolver:
                            "choose another name")
                 continue
             seen[l.name] = l.name_span
-            entries[l.name] = (l.value, f"{name}.{l.name}", "stage", None, "let", name, None, l.name_span)
+            entries[l.name] = Entry(l.value, f"{name}.{l.name}", "stage", None, "let", name, None, l.name_span)
         fail = self.unknown_name(list(entries) + list(space_names))
         env = self._group_with_unknowns(entries, space_lookup, "parameters", fail)
         dim_expr = env.get("dim")
@@ -553,8 +591,8 @@ class Resolver:
         transition = None
         if downs:
             dn = downs[0]
-            transition = self.layer("downsample", dn.kind, dn.kind_span, dn.fields, dn.span, f"{name}.downsample",
-                                    "stage", stage_lookup, stage_names, stage=name)
+            transition = self.layer(dn, Site("downsample", f"{name}.downsample", "stage", stage=name),
+                                    Names(stage_lookup, stage_names))
             failed |= transition is None
 
         expanded: list[S.Block] = []
@@ -591,14 +629,13 @@ class Resolver:
         for i, b in enumerate(expanded):
             tpl = self.templates.get(b.kind)
             kind, tfields = (tpl.kind, tpl.fields) if tpl else (b.kind, ())
-            kind_span = b.kind_span
             present = f"{name}.{i}.present" if b.optional else None
             if present:
                 self.dims[present] = Dim(present, (False, True), "bool", "block", b.kind_span, None, name, i,
                                          "present", "present", (b.kind_span, b.kind_span))
-            lay = self.layer("block", kind, kind_span, b.fields, b.span, f"{name}.{i}", "block", stage_lookup,
-                             stage_names, stage=name, block=i, template_fields=tfields, index=i,
-                             optional=b.optional, present=present)
+            lay = self.layer(b, Site("block", f"{name}.{i}", "block", stage=name, block=i, optional=b.optional,
+                                     present=present),
+                             Names(stage_lookup, stage_names), kind_name=kind, template_fields=tfields)
             failed |= lay is None
             blocks.append(lay)
         if failed:

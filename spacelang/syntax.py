@@ -6,6 +6,8 @@ it back canonically.  Nodes are frozen attrs classes and compare by value *ignor
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 from typing import Union
 
 import attrs
@@ -205,7 +207,7 @@ class Constraint:
     metric: str  # params | flops
     op: str  # <= >= < >
     text: str  # the bound as written (9M)
-    bound: int | float
+    bound: int | Fraction  # exact: parsed by spacelang.util.quantity
     span: Span = _span()
 
 

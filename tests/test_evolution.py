@@ -126,7 +126,7 @@ def test_block_crossover_takes_whole_blocks():
     space = sl.loads(MULTI)
     rng = random.Random(2)
     a = space.max_arch()
-    b = space._complete(lambda d: d.hi, lambda d: d.lo)  # every block present, every value lowest
+    b = space.complete(lambda d: d.hi, lambda d: d.lo)  # every block present, every value lowest
     assert set(a) == set(b)
     for _ in range(50):
         c = crossover(space, a, b, rng, "block")

@@ -13,7 +13,7 @@ import spacelang as sl
 from spacelang.cost import cost as exact_cost
 from spacelang.search import (Bounds, ConstrainedSampler, CostCache, InfeasibleError, SandwichSampler,
                               UniformSampler, WhereError)
-from spacelang.search.band import CostRange
+from spacelang.cost_range import CostRange
 
 from conftest import ROOT, SPACES
 

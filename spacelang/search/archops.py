@@ -13,9 +13,7 @@ from typing import Any, Mapping
 
 def gate_paths(space) -> list[str]:
     """Dimensions that switch blocks on and off: stage depths, then optional blocks' presence."""
-    depth = [d.path for d in space.dims if d.path in space._depth_paths]
-    present = [d.path for d in space.dims if d.origin == "present"]
-    return depth + present
+    return [d.path for d in space.gates]
 
 
 def complete(space, partial: Mapping[str, Any], rng: random.Random) -> dict:

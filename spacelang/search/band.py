@@ -1,11 +1,6 @@
 """Cost structure used by the constrained sampler: exact ranges and trunk/local decomposition.
 
-*Cost range.*  ``space.cost_range()`` returns the costs of the all-lowest and all-highest archs,
-which bound every arch when each metric grows with every choice.  Not every kind is monotone
-(As-ViT's split attention: more ``splits`` means fewer FLOPs), so :class:`CostRange` probes each
-dimension's direction per metric on a few archs and builds per-metric extreme archs from it.
-It is ``exact`` when every dimension moved one way only in every probe; otherwise the range
-is a best guess and the sampler will not refuse a band from it alone.
+*Cost range.*  :class:`spacelang.cost_range.CostRange` (one algorithm for the whole project).
 
 *Trunk and locals.*  A dimension is *local* to a block slot when that slot alone consumes it
 (its per-block fields, its presence gate); every other dimension — widths, depths, resolution,
@@ -22,87 +17,11 @@ import math
 import random
 from typing import Any, Mapping
 
+from ..ir import Origin
 from .costcache import CostCache
-from .archops import complete, gate_paths
-from .where import METRICS
 
 MAX_TRUNKS = 20_000       # trunk configurations enumerated; beyond it trunks are drawn (SIR)
 MAX_SLOT_CONFIGS = 256    # local configurations enumerated per slot; beyond it a fixed sample
-_PROBES = 6               # random archs on which dimension directions are probed
-
-
-class CostRange:
-    """Per-metric smallest and largest cost over the space, with the archs that reach them.
-
-    ``directions[metric][path]`` is +1 when raising the dimension never lowered ``metric`` in
-    the probes, -1 when it never raised it, 0 when it did both (or never changed it).
-    """
-
-    def __init__(self, space, cost: CostCache, metrics=METRICS):
-        self.space = space
-        self.cost = cost
-        lo_c, hi_c = cost(space.min_arch()), cost(space.max_arch())
-        self.directions: dict[str, dict[str, int]] = {m: {} for m in metrics}
-        self.exact = True
-        mixed: dict[str, set] = {m: set() for m in metrics}
-        seen: dict[str, dict[str, int]] = {m: {} for m in metrics}
-        rng = random.Random(0)
-        probes = [space.min_arch(), space.max_arch()] + [space.sample(rng) for _ in range(_PROBES)]
-        gates = frozenset(gate_paths(space))
-        for arch in probes:
-            for p in arch:
-                d = space.dim(p)
-                if d.size < 2 or not _ordered(d):
-                    continue
-                lo = _set(space, arch, p, d.lo, rng, gates)
-                hi = _set(space, arch, p, d.hi, rng, gates)
-                c_lo, c_hi = cost(lo), cost(hi)
-                for m in metrics:
-                    diff = getattr(c_hi, m) - getattr(c_lo, m)
-                    s = (diff > 0) - (diff < 0)
-                    if s:
-                        prev = seen[m].get(p)
-                        if prev is not None and prev != s:
-                            mixed[m].add(p)
-                        seen[m][p] = s
-        self.lo: dict[str, int] = {}
-        self.hi: dict[str, int] = {}
-        self.lo_arch: dict[str, dict] = {}
-        self.hi_arch: dict[str, dict] = {}
-        for m in metrics:
-            dirs = {p: (0 if p in mixed[m] else s) for p, s in seen[m].items()}
-            self.directions[m] = dirs
-            if any(s < 0 for s in dirs.values()) or mixed[m]:
-                lo_a = self.extreme(dirs, low=True)
-                hi_a = self.extreme(dirs, low=False)
-                self.exact = self.exact and not mixed[m]
-            else:
-                lo_a, hi_a = space.min_arch(), space.max_arch()
-            self.lo_arch[m], self.hi_arch[m] = lo_a, hi_a
-            self.lo[m] = min(getattr(cost(lo_a), m), getattr(lo_c, m))
-            self.hi[m] = max(getattr(cost(hi_a), m), getattr(hi_c, m))
-
-    def extreme(self, dirs: Mapping[str, int], low: bool, fixed: Mapping[str, Any] | None = None) -> dict:
-        """The arch that minimises (``low``) or maximises a metric with these dimension directions,
-        keeping ``fixed``'s values (a trunk)."""
-        fixed = fixed or {}
-
-        def pick(d):
-            if d.path in fixed:
-                return fixed[d.path]
-            up = dirs.get(d.path, 1) >= 0
-            return d.lo if up == low else d.hi
-        return self.space._complete(pick, pick)
-
-
-def _ordered(d) -> bool:
-    return d.type in ("int", "float", "num", "bool")
-
-
-def _set(space, arch, path, value, rng, gates) -> dict:
-    out = dict(arch)
-    out[path] = value
-    return complete(space, out, rng) if path in gates else out
 
 
 def _phi(x: float) -> float:
@@ -120,11 +39,11 @@ class TrunkModel:
         self.space = space
         self.cost = cost
         self.ends = ends  # [(metric, lo int | None, hi int | None, 1/scale)]
-        cons = space._consumers
         self.local: dict[tuple, list[str]] = {}
         self.trunk: list[str] = []
         for d in space.dims:
-            slots = {c[1:] if c is not None and c[0] == "gate" else c for c in cons[d.path]}
+            uses = space.uses(d.path)
+            slots = {None if u.always else (u.stage, u.block) for u in uses}
             if len(slots) == 1 and None not in slots:
                 self.local.setdefault(next(iter(slots)), []).append(d.path)
             else:
@@ -132,10 +51,10 @@ class TrunkModel:
         self._local_set = {p for ps in self.local.values() for p in ps}
         #: the dimensions that repair and mixing may move once a trunk is fixed
         self.local_paths = frozenset(self._local_set)
-        self._all_present = {d.path: True for d in space.dims if d.origin == "present"}
+        self._all_present = {d.path: True for d in space.dims if d.origin is Origin.PRESENT}
         # a trunk dimension that only optional blocks use goes inactive when they are all absent
-        self._trunk_gated = any(None not in cons[p] and all(c[0] == "gate" or space.stages[c[0]].blocks[c[1]].optional
-                                                             for c in cons[p])
+        self._trunk_gated = any(all(not u.always and (u.gate or space.stages[u.stage].blocks[u.block].optional)
+                                    for u in space.uses(p))
                                 for p in self.trunk)
         self._tables: dict[tuple, tuple] = {}
         self._plans: dict[tuple, list] = {}
@@ -194,8 +113,8 @@ class TrunkModel:
         """Mean, variance, min and max of each metric over the uniform local choices given the
         trunk, and whether min/max are exact (every slot's configurations enumerated)."""
         sp = self.space
-        base = sp._complete(lambda d: t.get(d.path, True if d.origin == "present" else d.hi),
-                            lambda d: t.get(d.path, d.lo))
+        base = sp.complete(lambda d: t.get(d.path, True if d.origin is Origin.PRESENT else d.hi),
+                           lambda d: t.get(d.path, d.lo))
         total = self.cost(base)
         ctxs = self.cost.block_contexts(base)
         metrics = [m for m, *_ in self.ends]
@@ -220,7 +139,7 @@ class TrunkModel:
     def _table(self, slot_key, slot, ctx, base) -> tuple[tuple, bool]:
         """Per metric (params, flops): mean, variance, min and max of a slot's cost over its
         uniform local choices; and whether every configuration was enumerated."""
-        locals_ = [p for p in self.local.get(slot_key, []) if self.space.dim(p).origin != "present"]
+        locals_ = [p for p in self.local.get(slot_key, []) if self.space.dim(p).origin is not Origin.PRESENT]
         optional = len(locals_) != len(self.local.get(slot_key, []))
         trunk_vals = tuple(base[p] for p in self.cost.layer_refs(slot) if p not in self._local_set)
         key = (slot, ctx, trunk_vals)
@@ -291,7 +210,7 @@ class TrunkModel:
         """Per active block slot under trunk ``t``: its presence gate (or None) and its other locals."""
         gates = dict(t)
         for p in self.local_paths:
-            if self.space.dim(p).origin == "present":
+            if self.space.dim(p).origin is Origin.PRESENT:
                 gates[p] = True
         active = set(self.space.active_paths(gates))
         plan = []
@@ -299,7 +218,7 @@ class TrunkModel:
             live = [p for p in paths if p in active]
             if not live:
                 continue
-            present = next((p for p in live if self.space.dim(p).origin == "present"), None)
+            present = next((p for p in live if self.space.dim(p).origin is Origin.PRESENT), None)
             plan.append((present, [(p, self.space.dim(p).choices) for p in live if p != present]))
         return plan
 
@@ -468,4 +387,4 @@ class LocalDP:
         return out
 
 
-__all__ = ["CostRange", "TrunkModel", "LocalDP"]
+__all__ = ["TrunkModel", "LocalDP"]

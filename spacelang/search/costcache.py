@@ -11,16 +11,26 @@ way :meth:`spacelang.Space.resolve` does, so a cached cost is the same integer p
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .. import kinds as K
 from ..cost import Cost
-from ..diagnostics import ArchError
-from ..fields import FieldError, head_has_cls, normalize
-from ..ir import EvalError, evaluate, refs
-from ..kinds.base import Context, FieldError
+from ..errors import ArchError, EvalError, FieldError
+from ..fields import head_has_cls, normalize
+from ..cases import layer_refs
+from ..kinds.base import Context
+from ..walk import Role, Slot
 
 MAX_ENTRIES = 500_000  # per-layer entries; cleared beyond this so memory stays bounded
+
+
+class LayerEntry(NamedTuple):
+    """One layer's memoised cost and output shape."""
+
+    params: int
+    flops: int
+    dim: int
+    size: int
 
 
 class CostCache:
@@ -36,34 +46,20 @@ class CostCache:
             raise ValueError(f"unknown counting convention {convention!r}")
         self.space = space
         self.convention = convention
-        self._memo: dict[tuple, tuple[int, int, int, int]] = {}
+        self._memo: dict[tuple, LayerEntry] = {}
         self._cls: dict[tuple, bool] = {}
-        # every layer gets a slot number; its memo key is (slot, in_dim, dim, in_size, cls, *dim values)
-        self._layers = []
-        self._refs: list[tuple[str, ...]] = []
-        self._head = self._add(space.head, 0)
-        self._stem = self._add(space.stem, 0)
-        self._stages = []
-        #: (stage index, block index) -> layer slot number of that block
-        self.block_slot: dict[tuple[int, int], int] = {}
-        for si, st in enumerate(space.stages):
-            trans = self._add(st.transition, 0) if st.transition is not None else None
-            blocks = tuple((self._add(b, b.index), b.optional, b.present) for b in st.blocks)
-            for b, ((slot, _), _, _) in zip(st.blocks, blocks):
-                self.block_slot[(si, b.index)] = slot
-            self._stages.append((st.dim, st.depth, len(st.blocks), trans, blocks))
-
-    def _add(self, layer, index) -> tuple:
-        slot = len(self._layers)
-        self._layers.append((layer, index))
-        self._refs.append(tuple(sorted(_layer_refs(layer))))
-        return slot, self._refs[slot]
+        #: slot number -> the dimension paths its fields reference (part of its memo key)
+        self._refs: list[tuple[str, ...]] = [tuple(sorted(layer_refs(s.layer))) for s in space.slots]
+        self._head_refs = self._refs[space.slots[-1].number]
+        #: (stage index, block index) -> slot number of that block
+        self.block_slot: dict[tuple[int, int], int] = {
+            (s.stage, s.index): s.number for s in space.slots if s.role is Role.BLOCK}
 
     def __call__(self, arch: Mapping[str, Any]) -> Cost:
         try:
             return self._cost(arch)
         except (FieldError, EvalError) as e:
-            raise ArchError(None, f"arch is not buildable: {getattr(e, 'message', e)}") from None
+            raise ArchError(None, f"arch is not buildable: {e.message}") from None
         except KeyError as e:
             raise ArchError(e.args[0], "missing from the arch") from None
 
@@ -71,86 +67,49 @@ class CostCache:
         """The dimension paths a layer's fields reference."""
         return self._refs[slot]
 
-    def layer_cost(self, slot: int, ctx: tuple, env: Mapping[str, Any]) -> tuple[int, int]:
-        """(params, flops) of one layer in context ``ctx = (in_dim, dim, in_size, cls)`` under ``env``."""
-        key = (slot, *ctx, *[env[p] for p in self._refs[slot]])
-        hit = self._memo.get(key) or self._miss(key, env)
-        return hit[0], hit[1]
+    def layer_cost(self, slot: int, ctx: Context, env: Mapping[str, Any]) -> tuple[int, int]:
+        """(params, flops) of one layer (slot number) in context ``ctx`` under ``env``."""
+        e = self._entry(self.space.slots[slot], ctx, env)
+        return e.params, e.flops
 
-    def block_contexts(self, env: Mapping[str, Any]) -> dict[tuple[int, int], tuple]:
-        """``(stage, block) -> (in_dim, dim, in_size, cls)`` of every active block of ``env``."""
-        sp = self.space
-        cls = head_has_cls(sp.head, env)
-        dims = [evaluate(st[0], env) for st in self._stages]
-        slot, refs_ = self._stem
-        key = (slot, sp.channels, dims[0], evaluate(sp.resolution, env), cls, *[env[p] for p in refs_])
-        _, _, cur_dim, cur_size = self._memo.get(key) or self._miss(key, env)
-        out = {}
-        for si, ((_, depth, n, trans, blocks), dim) in enumerate(zip(self._stages, dims)):
-            if trans is not None:
-                slot, refs_ = trans
-                key = (slot, cur_dim, dim, cur_size, cls, *[env[p] for p in refs_])
-                _, _, cur_dim, cur_size = self._memo.get(key) or self._miss(key, env)
-            for (slot, refs_), optional, present in blocks[: n if depth is None else evaluate(depth, env)]:
-                if optional and env.get(present) is not True:
-                    continue
-                out[(si, self._layers[slot][1])] = (cur_dim, dim, cur_size, cls)
-                key = (slot, cur_dim, dim, cur_size, cls, *[env[p] for p in refs_])
-                _, _, cur_dim, cur_size = self._memo.get(key) or self._miss(key, env)
-        return out
+    def block_contexts(self, env: Mapping[str, Any]) -> dict[tuple[int, int], Context]:
+        """``(stage, block) -> Context`` of every active block of ``env``."""
+        return {(s.stage, s.index): ctx for s, ctx, _ in self._walk(env) if s.role is Role.BLOCK}
 
-    def _miss(self, key: tuple, env, classes: int = 0) -> tuple[int, int, int, int]:
-        layer, index = self._layers[key[0]]
-        _, in_dim, dim, in_size, cls = key[:5]
-        f = normalize(layer, env, Context(in_dim, dim, in_size, index=index, cls_token=cls, classes=classes))
-        kind = K.get(layer.kind)
-        if kind is None or kind.cost is None:
-            raise ValueError(f"no cost model for layer kind {layer.kind!r}")
-        p, fl = kind.cost(f, self.convention)
-        hit = (p, fl, f["dim"], f["size"])
-        if len(self._memo) >= MAX_ENTRIES:
-            self._memo.clear()
-        self._memo[key] = hit
+    def _entry(self, slot: Slot, ctx: Context, env: Mapping[str, Any]) -> LayerEntry:
+        key = (slot.number, ctx, *[env[p] for p in self._refs[slot.number]])
+        hit = self._memo.get(key)
+        if hit is None:
+            f = normalize(slot.layer, env, ctx)
+            kind = K.get(slot.layer.kind)
+            if kind is None or kind.cost is None:
+                raise ValueError(f"no cost model for layer kind {slot.layer.kind!r}")
+            p, fl = kind.cost(f, self.convention)
+            hit = LayerEntry(p, fl, f.dim, f.size)
+            if len(self._memo) >= MAX_ENTRIES:
+                self._memo.clear()
+            self._memo[key] = hit
         return hit
 
-    def _cost(self, env) -> Cost:
-        sp = self.space
-        memo = self._memo
-        slot, refs_ = self._head
-        hk = tuple([env[p] for p in refs_])
+    def _walk(self, env: Mapping[str, Any]):
+        hk = tuple([env[p] for p in self._head_refs])
         cls = self._cls.get(hk)
         if cls is None:
-            cls = self._cls[hk] = head_has_cls(sp.head, env)
-        res = evaluate(sp.resolution, env)
-        dims = [evaluate(st[0], env) for st in self._stages]
-        slot, refs_ = self._stem
-        key = (slot, sp.channels, dims[0], res, cls, *[env[p] for p in refs_])
-        params, flops, cur_dim, cur_size = memo.get(key) or self._miss(key, env)
-        for (_, depth, n, trans, blocks), dim in zip(self._stages, dims):
-            if trans is not None:
-                slot, refs_ = trans
-                key = (slot, cur_dim, dim, cur_size, cls, *[env[p] for p in refs_])
-                p, f, cur_dim, cur_size = memo.get(key) or self._miss(key, env)
-                params += p
-                flops += f
-            for (slot, refs_), optional, present in blocks[: n if depth is None else evaluate(depth, env)]:
-                if optional and env.get(present) is not True:
-                    continue
-                key = (slot, cur_dim, dim, cur_size, cls, *[env[p] for p in refs_])
-                p, f, cur_dim, cur_size = memo.get(key) or self._miss(key, env)
-                params += p
-                flops += f
-        slot, refs_ = self._head
-        key = (slot, cur_dim, cur_dim, cur_size, cls, *[env[p] for p in refs_])
-        p, f, _, _ = memo.get(key) or self._miss(key, env, sp.classes)
-        return Cost(params + p, flops + f)
+            cls = self._cls[hk] = head_has_cls(self.space.head, env)
+        memo, refs = self._memo, self._refs
+
+        def visit(slot: Slot, ctx: Context) -> LayerEntry:
+            n = slot.number
+            hit = memo.get((n, ctx, *[env[p] for p in refs[n]]))
+            return hit if hit is not None else self._entry(slot, ctx, env)
+        return self.space.walk(env, visit, cls_token=cls)
+
+    def _cost(self, env) -> Cost:
+        params = flops = 0
+        for _, _, e in self._walk(env):
+            params += e.params
+            flops += e.flops
+        return Cost(params, flops)
 
 
-def _layer_refs(layer) -> set[str]:
-    out: set[str] = set()
-    for e in layer.fields.values():
-        out |= refs(e)
-    return out
-
-
-__all__ = ["CostCache"]
+__all__ = ["CostCache", "LayerEntry"]

@@ -33,7 +33,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import attrs
 
 from ..diagnostics import ArchError
-from ..ir import Dim
+from ..errors import SearchError
+from ..ir import Dim, Origin
 
 NUMERIC = ("int", "float", "num")
 DEFAULT_TOP_K = 50
@@ -105,7 +106,7 @@ def subspaces(space) -> list[Subspace]:
     """
     groups: dict[Any, list[Dim]] = {}
     for d in space.dims:
-        if d.type not in NUMERIC or d.origin == "present":
+        if d.type not in NUMERIC or d.origin is Origin.PRESENT:
             continue
         key = (d.span.start, d.span.end) if d.span.end > d.span.start else ("path", d.path)
         groups.setdefault(key, []).append(d)
@@ -119,18 +120,60 @@ def subspaces(space) -> list[Subspace]:
 # --------------------------------------------------------------------------- results rows
 
 def read_results(path: str) -> list[dict]:
-    """Rows of a results.jsonl file (blank lines skipped)."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not a JSON object: {e.msg}") from None
+    """Rows of a results.jsonl file (blank lines skipped), each checked.
+
+    A row must be a JSON object with an ``arch`` object and an ``error`` (else an ``accuracy``)
+    that is a finite number of percent in [0, 100].  Every bad row is reported, by line number
+    with its reason, in one :class:`~spacelang.errors.SearchError` (``filename`` = ``path``).
+    """
+    rows, bad = [], []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise SearchError(f"cannot read ({e.strerror})", filename=path) from None
+    except UnicodeDecodeError:
+        raise SearchError("not UTF-8 text", filename=path) from None
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            bad.append(f"line {n}: not JSON ({e.msg})")
+            continue
+        why = row_problem(row)
+        if why:
+            bad.append(f"line {n}: {why}")
+        else:
+            rows.append(row)
+    if bad:
+        shown = "; ".join(bad[:8]) + (f"; … ({len(bad) - 8} more)" if len(bad) > 8 else "")
+        raise SearchError(f"{len(bad)} bad row{'s' if len(bad) > 1 else ''}: {shown}", filename=path,
+                          hint="each line is a JSON object with an `arch` object and an `error` or `accuracy` "
+                               "in percent (DESIGN.md §6)")
     return rows
+
+
+def row_problem(row: Any) -> str | None:
+    """Why ``row`` is not a usable results row, or None."""
+    if not isinstance(row, dict):
+        return f"not a JSON object (a {type(row).__name__})"
+    if not isinstance(row.get("arch"), dict):
+        return "no `arch` object"
+    for key in ("error", "accuracy"):
+        if row.get(key) is None:
+            continue
+        v = row[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"`{key}` is {json.dumps(v)[:40]}, not a number"
+        if not math.isfinite(v):
+            return f"`{key}` is {v}, not a finite number"
+        if not 0 <= v <= 100:
+            return f"`{key}` {v} is outside 0..100 (percent)"
+        return None
+    return "no `error` or `accuracy`"
 
 
 def row_error(row: Mapping[str, Any]) -> float:
@@ -272,5 +315,5 @@ def space_et(evaluated: Sequence[Evaluated], top_k: float = DEFAULT_TOP_K) -> di
     return {"n": len(m), "q_e": q_e, "q_t": q_t, "et": (q_e + q_t) / 2}
 
 
-__all__ = ["Subspace", "subspaces", "read_results", "row_error", "Evaluated", "RowFilter", "feasible",
+__all__ = ["Subspace", "subspaces", "read_results", "row_problem", "row_error", "Evaluated", "RowFilter", "feasible",
            "ChoiceET", "weights", "top_mass_mean", "et_errors", "space_et", "DEFAULT_TOP_K"]

@@ -28,7 +28,8 @@ import random
 from typing import Any, Iterator, Mapping
 
 from .archops import gate_paths, with_value
-from .band import CostRange, TrunkModel
+from ..cost_range import CostRange
+from .band import TrunkModel
 from .costcache import CostCache
 from .where import Bounds, InfeasibleError, check_feasible, format_quantity
 

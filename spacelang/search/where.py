@@ -20,20 +20,16 @@ from typing import Iterable, Mapping
 import attrs
 
 from ..errors import InfeasibleError, WhereError
+from ..util.quantity import human, parse_quantity
 
 METRICS = ("params", "flops")
-_SCALE = {"": 1, "K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9}
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?P<unit>[KkMG]?)(?![\w.])"
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[KkMG]?)(?![\w.])"
                     r"|(?P<name>[A-Za-z_]\w*)|(?P<op><=|>=|<|>|=)|(?P<sep>,))")
 
 
 def format_quantity(v, digits: int = 7) -> str:
     """23000000 -> 23M, 22900000 -> 22.9M, 1500000000 -> 1.5G (``digits`` significant digits)."""
-    v = Fraction(v)
-    for unit, scale in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if abs(v) >= scale:
-            return f"{float(v / scale):.{digits}g}{unit}"
-    return f"{float(v):.{digits}g}"
+    return human(Fraction(v), digits)
 
 
 @attrs.frozen
@@ -116,7 +112,7 @@ class Bounds:
         """The space's ``constraint`` declarations as a band."""
         out = cls()
         for c in space.constraints:
-            out = out & cls({c.metric: _interval(c.op, _exact(c))})
+            out = out & cls({c.metric: _interval(c.op, Fraction(c.bound))})
         return out
 
     @classmethod
@@ -131,20 +127,10 @@ class Bounds:
         return out
 
 
-def _exact(c) -> Fraction:
-    """A constraint's bound, exact: re-read from its source text (``22.9M``) rather than the float."""
-    try:
-        (num, unit), = _quantities(c.text)
-        return num * _SCALE[unit]
-    except (ValueError, KeyError):
-        return Fraction(c.bound)
-
-
-def _quantities(text: str) -> list[tuple[Fraction, str]]:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)([KkMG]?)\s*", text)
-    if not m:
-        raise ValueError(text)
-    return [(Fraction(m.group(1)), m.group(2))]
+def constraint_interval(c) -> "Interval":
+    """A space's ``constraint`` as an interval (its bound is exact: parsed by the same
+    :func:`~spacelang.util.quantity.parse_quantity` as ``--where``)."""
+    return _interval(c.op, Fraction(c.bound))
 
 
 def _interval(op: str, v: Fraction) -> Interval:
@@ -168,7 +154,11 @@ def _tokens(text: str):
             raise WhereError(f"--where {text!r}: cannot read {text[pos:].strip()!r} "
                              f"(expected a metric ({', '.join(METRICS)}), a comparison or a quantity like 23M)")
         if m.group("num") is not None:
-            yield "num", Fraction(m.group("num")) * _SCALE[m.group("unit")], m.start("num")
+            try:
+                value = parse_quantity(m.group("num"))
+            except WhereError as e:
+                raise WhereError(f"--where {text!r}: {e.message}") from None
+            yield "num", value, m.start("num")
         elif m.group("name") is not None:
             name = m.group("name")
             if name == "and":
@@ -240,4 +230,5 @@ def _metric(c, m: str):
     return c[m] if isinstance(c, Mapping) else getattr(c, m)
 
 
-__all__ = ["Bounds", "Interval", "WhereError", "InfeasibleError", "METRICS", "check_feasible", "format_quantity"]
+__all__ = ["Bounds", "Interval", "WhereError", "InfeasibleError", "METRICS", "check_feasible", "constraint_interval",
+           "format_quantity"]
