@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check fmt bench clean
+.PHONY: demo test lint check fmt bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ demo: $(STAMP)
 	@if [ -f examples/demo.sh ]; then bash examples/demo.sh; fi
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -x --durations=10
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 check: $(STAMP)
 	$(PY) -m spacelang check spaces/*.space examples/*.space

@@ -103,7 +103,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from spacelang.compiler import checkpoint as ckpt
-    from spacelang.compiler.commands.search import run_search
+    from spacelang.compiler.search_run import run_search
     from spacelang.compiler.data import load_data
     from spacelang.compiler.evaluate import CachedLoader, evaluate, evaluate_loss
     from spacelang.compiler.train import TrainConfig, load_supernet, train

@@ -6,47 +6,57 @@ A run directory holds ``checkpoint/`` with
 - ``optimizer.safetensors`` the optimizer's tensor state (absent before the first training step),
   its non-tensor state and parameter groups live in ``state.json`` under ``"optimizer"``;
 - ``state.json``            epoch, step, training config, sampler and RNG states (torch's as a list
-  of ints), last metrics, the space's sha256;
-- ``space.space``           the exact source the supernet was compiled from.
+  of ints), last metrics, the space's byte and semantic sha256, and ``files``: the sha256 of
+  every other file of the checkpoint;
+- ``space.space``           the exact source the supernet was compiled from;
+- any extra small files the caller passes (``train`` keeps ``log.csv`` here, so that the log and
+  the weights it describes are replaced together).
 
 Writing goes to ``checkpoint.tmp`` first; the finished directory then replaces ``checkpoint`` by
 two renames (old → ``checkpoint.old``, tmp → ``checkpoint``), so a crash at any moment leaves a
 complete checkpoint under one of the two names and :func:`checkpoint_dir` finds it.
+
+Loading verifies every recorded sha256 (a damaged or truncated file is refused, naming it) and
+refuses non-finite weights.  Every failure is a :class:`~spacelang.errors.CheckpointError`
+(reading) or :class:`~spacelang.errors.OutputError` (writing).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import random
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
 
+from spacelang.errors import CheckpointError, OutputError
+from spacelang.util.atomic import os_error_message
+from spacelang.util.rngstate import rng_from_json, rng_to_json
+
+from .identity import semantic_sha256, text_sha256
 from .supernet import WEIGHT_LAYOUT
 
 FORMAT = 1
 NAME = "checkpoint"
+WEIGHTS, OPTIMIZER, STATE, SOURCE = "weights.safetensors", "optimizer.safetensors", "state.json", "space.space"
 
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+#: sha256 of a ``.space`` source's bytes (kept under this name for the callers that record it)
+sha256 = text_sha256
 
 
 # ---------------------------------------------------------------------------------------------- RNG states
 def rng_state() -> dict:
     """The global torch (CPU and, once used, CUDA), numpy and Python RNG states as JSON-able lists."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
     cuda = [t.tolist() for t in torch.cuda.get_rng_state_all()] if torch.cuda.is_initialized() else None
     return {"torch": torch.get_rng_state().tolist(), "cuda": cuda,
             "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
                       "cached_gaussian": float(gauss)},
-            "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
+            "python": rng_to_json()}
 
 
 def set_rng_state(state: dict) -> None:
@@ -58,7 +68,9 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((n["kind"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     p = state["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    if isinstance(p, Mapping):  # checkpoints written before the shared serialiser
+        p = [p["version"], p["internal"], p["gauss_next"]]
+    rng_from_json(p)
 
 
 # ---------------------------------------------------------------------------------------------- optimizer
@@ -116,7 +128,7 @@ class Checkpoint:
     state: dict
     weights: dict[str, torch.Tensor]
     source: str
-    optimizer: dict | None   # a state_dict for Optimizer.load_state_dict, or None before training
+    optimizer: dict | None   # a state_dict for Optimizer.load_state_dict; None before training or not read
 
     @property
     def epoch(self) -> int:
@@ -129,74 +141,138 @@ class Checkpoint:
     def space(self):
         """The space the checkpoint was compiled from (parsed from its stored source)."""
         from spacelang import loads
-        return loads(self.source, filename=os.path.join(self.path, "space.space"))
+        return loads(self.source, filename=os.path.join(self.path, SOURCE))
+
+    def read_extra(self, name: str) -> str | None:
+        """An extra file saved with the checkpoint (verified against its sha256), or None."""
+        path = os.path.join(self.path, name)
+        if name not in (self.state.get("files") or {}) or not os.path.isfile(path):
+            return None
+        return _read_verified(self.path, name, self.state).decode("utf-8")
 
 
 def checkpoint_dir(rundir: str) -> str | None:
     """The complete checkpoint in ``rundir`` (``checkpoint/``, or ``checkpoint.old/`` after a crash mid-swap)."""
     for name in (NAME, NAME + ".old"):
         d = os.path.join(rundir, name)
-        if os.path.isfile(os.path.join(d, "state.json")):
+        if os.path.isfile(os.path.join(d, STATE)):
             return d
     return None
 
 
 def save(rundir: str, net: torch.nn.Module, source: str, state: dict,
-         optimizer: torch.optim.Optimizer | None = None) -> str:
-    """Write ``rundir/checkpoint`` atomically; ``state`` gets ``format`` and ``space_sha256`` added."""
-    os.makedirs(rundir, exist_ok=True)
+         optimizer: torch.optim.Optimizer | None = None, extra: Mapping[str, str] | None = None) -> str:
+    """Write ``rundir/checkpoint`` atomically; ``state`` gets ``format``, the space's hashes and
+    ``files`` (name → sha256) added.  ``extra`` maps more file names to text saved alongside."""
+    from safetensors.torch import save as to_bytes
     final = os.path.join(rundir, NAME)
     tmp, old = final + ".tmp", final + ".old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    state = dict(state, format=FORMAT, weight_layout=WEIGHT_LAYOUT, space_sha256=sha256(source))
-    weights = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    save_file(weights, os.path.join(tmp, "weights.safetensors"), metadata={"format": "pt"})
+    state = dict(state, format=FORMAT, weight_layout=WEIGHT_LAYOUT, space_sha256=text_sha256(source),
+                 space_semantic_sha256=semantic_sha256(source))
+    blobs = {WEIGHTS: to_bytes({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()},
+                               metadata={"format": "pt"}),
+             SOURCE: source.encode("utf-8")}
     if optimizer is not None and optimizer.state:
         tensors, meta = optimizer_to_safe(optimizer.state_dict())
-        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
+        blobs[OPTIMIZER] = to_bytes(tensors)
         state["optimizer"] = meta
     else:
         state["optimizer"] = None
-    _write(os.path.join(tmp, "space.space"), source)
-    _write(os.path.join(tmp, "state.json"), json.dumps(_jsonable(state), indent=1, sort_keys=True) + "\n")
-    _fsync_dir(tmp)
-    if os.path.isdir(final):
+    for name, text in (extra or {}).items():
+        blobs[name] = text.encode("utf-8")
+    state["files"] = {name: hashlib.sha256(b).hexdigest() for name, b in sorted(blobs.items())}
+    blobs[STATE] = (json.dumps(_jsonable(state), indent=1, sort_keys=True) + "\n").encode("utf-8")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        for name in [n for n in blobs if n != STATE] + [STATE]:  # state.json last: it marks a complete dir
+            _write(os.path.join(tmp, name), blobs[name])
+        _fsync_dir(tmp)
+        if os.path.isdir(final):
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        _fsync_dir(rundir)
         shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_dir(rundir)
-    shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write the checkpoint in {rundir}: {os_error_message(e)}") from None
     return final
 
 
-def load(rundir: str, map_location: str = "cpu") -> Checkpoint:
-    """Read the checkpoint of ``rundir`` (or a checkpoint directory itself); verifies the space's sha256."""
-    d = rundir if os.path.isfile(os.path.join(rundir, "state.json")) else checkpoint_dir(rundir)
+def load(rundir: str, map_location: str = "cpu", optimizer: bool = True) -> Checkpoint:
+    """Read the checkpoint of ``rundir`` (or a checkpoint directory itself), verifying it.
+
+    Every file's sha256 recorded in ``state.json`` must match, the space source its hash, and
+    every floating-point weight must be finite; any failure is a :class:`CheckpointError` naming
+    the file.  ``optimizer=False`` leaves ``optimizer.safetensors`` unread (search, export, eval).
+    """
+    from safetensors.torch import load as from_bytes
+    d = rundir if os.path.isfile(os.path.join(rundir, STATE)) else checkpoint_dir(rundir)
     if d is None:
-        raise FileNotFoundError(f"{rundir}: no checkpoint (expected {os.path.join(rundir, NAME, 'state.json')})")
-    with open(os.path.join(d, "state.json"), encoding="utf-8") as f:
-        state = json.load(f)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{d}: checkpoint format {state.get('format')!r}, expected {FORMAT}")
+        raise CheckpointError(f"{rundir}: no checkpoint (expected {os.path.join(rundir, NAME, STATE)})")
+    state_path = os.path.join(d, STATE)
+    try:
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{state_path}: unreadable ({_why(e)})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{d}: checkpoint format {state.get('format') if isinstance(state, dict) else None!r}, "
+                              f"expected {FORMAT}")
     if state.get("weight_layout") != WEIGHT_LAYOUT:
-        raise ValueError(f"{d}: weights were written under weight layout {state.get('weight_layout')!r}, "
-                         f"this build reads layout {WEIGHT_LAYOUT}; retrain, or load it with the version that wrote it")
-    with open(os.path.join(d, "space.space"), encoding="utf-8", newline="") as f:
-        source = f.read()
-    if sha256(source) != state["space_sha256"]:
-        raise ValueError(f"{d}: space.space does not match the sha256 recorded in state.json")
-    weights = load_file(os.path.join(d, "weights.safetensors"), device=map_location)
+        raise CheckpointError(f"{d}: weights were written under weight layout {state.get('weight_layout')!r}, "
+                              f"this build reads layout {WEIGHT_LAYOUT}; retrain, or load it with the version that wrote it")
+    try:
+        source = _read_verified(d, SOURCE, state).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{os.path.join(d, SOURCE)}: not UTF-8 text") from None
+    if text_sha256(source) != state.get("space_sha256"):
+        raise CheckpointError(f"{os.path.join(d, SOURCE)}: does not match the sha256 recorded in state.json")
+    weights = _tensors(d, WEIGHTS, state, from_bytes, map_location)
+    for k, v in weights.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{os.path.join(d, WEIGHTS)}: tensor {k} holds NaN or infinite values",
+                                  hint="the weights are damaged or training diverged; use an earlier run")
     opt = None
-    if state.get("optimizer"):
-        opt = optimizer_from_safe(load_file(os.path.join(d, "optimizer.safetensors"), device=map_location),
-                                  state["optimizer"])
+    if optimizer and state.get("optimizer"):
+        opt = optimizer_from_safe(_tensors(d, OPTIMIZER, state, from_bytes, map_location), state["optimizer"])
     return Checkpoint(d, state, weights, source, opt)
 
 
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+def _why(e: Exception) -> str:
+    if isinstance(e, OSError):
+        return os_error_message(e)
+    return getattr(e, "msg", None) or str(e).splitlines()[0][:200]
+
+
+def _read_verified(d: str, name: str, state: Mapping) -> bytes:
+    path = os.path.join(d, name)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({os_error_message(e)})") from None
+    want = (state.get("files") or {}).get(name)
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        size = "empty" if not data else f"{len(data):,} bytes"
+        raise CheckpointError(f"{path}: damaged ({size}; its sha256 differs from the one recorded in state.json)",
+                              hint="the file was truncated or overwritten after it was written; use an intact copy")
+    return data
+
+
+def _tensors(d: str, name: str, state: Mapping, from_bytes, map_location: str) -> dict[str, torch.Tensor]:
+    data = _read_verified(d, name, state)
+    try:
+        tensors = from_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{os.path.join(d, name)}: not a valid safetensors file ({_why(e)})") from None
+    return {k: v.to(map_location) for k, v in tensors.items()} if map_location != "cpu" else tensors
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 

@@ -16,6 +16,11 @@ Sources (``load_data(name, ...)``):
   reserves ImageNet's validation set for testing); the search-validation split is a fixed,
   stratified hold-out of ``train/`` (AutoFormer subsamples its search set from the training
   images), excluded from training unless a ``search/`` sub-folder exists, which is then used.
+  Class indices come from ``train/`` alone (sorted folder names) and hold for every split; a split
+  with a class that ``train/`` lacks is refused, naming the class.
+
+A dataset with more classes than the space's head is refused (:class:`DataError`); one with fewer
+is accepted with a warning (the extra outputs of the head are never trained).
 
 Loaders are deterministic: the training order of epoch ``e`` comes from a generator seeded with
 ``(seed, e)``, so a resumed run sees exactly the batches an uninterrupted run would, and the
@@ -24,12 +29,15 @@ global torch RNG (drop path) is never consumed by shuffling.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from spacelang.errors import DataError
 
 SPLIT_SEED = 0  # the digits / hold-out split never changes with the training seed: results stay comparable
 
@@ -84,16 +92,18 @@ def _shape_images(x: torch.Tensor, channels: int, resolution: int) -> torch.Tens
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     if x.shape[1] != channels:
         if x.shape[1] != 1:
-            raise ValueError(f"cannot map {x.shape[1]} image channels to {channels}")
+            raise DataError(f"cannot map {x.shape[1]} image channels to {channels}")
         x = x.repeat(1, channels, 1, 1)
     return x.contiguous()
 
 
-def _normalise(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Standardise every split with the train split's per-channel mean and std."""
+def _normalise(train: torch.Tensor, *others: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], dict]:
+    """Standardise every split with the train split's per-channel mean and std; also returns
+    them (``{"mean": [...], "std": [...]}``) so an exported subnet can state its preprocessing."""
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return tuple((t - mean) / std for t in (train, *others))
+    stats = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    return tuple((t - mean) / std for t in (train, *others)), stats
 
 
 # ---------------------------------------------------------------------------------------------- digits
@@ -110,9 +120,10 @@ def digits(channels: int = 1, resolution: int = 32, split=(0.70, 0.15, 0.15)) ->
     va, te = train_test_split(rest, test_size=split[2] / (split[1] + split[2]),
                               stratify=bunch.target[rest], random_state=SPLIT_SEED)
     parts = [_shape_images(x[i], channels, resolution) for i in (tr, va, te)]
-    xtr, xva, xte = _normalise(*parts)
+    (xtr, xva, xte), stats = _normalise(*parts)
+    info = {**stats, "pixel_scale": "pixel values 0..16 divided by 16, resized bilinearly, channels repeated"}
     return Data("digits", TensorDataset(xtr, y[tr]), TensorDataset(xva, y[va]), TensorDataset(xte, y[te]),
-                10, (channels, resolution, resolution))
+                10, (channels, resolution, resolution), info=info)
 
 
 # ---------------------------------------------------------------------------------------------- synthetic
@@ -148,56 +159,79 @@ def image_folder(root: str, channels: int = 3, resolution: int = 224, val_fracti
 
     for sub in ("train", "val"):
         if not os.path.isdir(os.path.join(root, sub)):
-            raise FileNotFoundError(f"{root}: expected an ImageFolder tree with train/ and val/ sub-folders "
-                                    f"(missing {sub}/)")
+            raise DataError(f"expected an ImageFolder tree with train/ and val/ sub-folders (missing {sub}/)",
+                            filename=root)
     if channels == 3:
         mode, mean, std = "RGB", IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     elif channels == 1:
         mode, mean, std = "L", (0.5,), (0.5,)
     else:
-        raise ValueError(f"image folders give 1 or 3 channels, the space wants {channels}")
+        raise DataError(f"image folders give 1 or 3 channels, the space wants {channels}", filename=root)
     kw = dict(input_size=(channels, resolution, resolution), mean=mean, std=std, interpolation="bilinear")
     t_eval = create_transform(is_training=False, crop_pct=1.0, **kw)
     # timm's training transform also jitters colour; a grayscale image cannot take hue jitter
     t_train = create_transform(is_training=True, color_jitter=0.4 if channels == 3 else 0.0, **kw) if augment \
         else t_eval
 
-    def folder(sub: str, transform: Callable):
-        ds = create_dataset("", root=os.path.join(root, sub), split=sub, input_img_mode=mode)
+    def folder(sub: str, transform: Callable, class_map: dict | None = None):
+        if not _has_images(os.path.join(root, sub)):
+            raise DataError(f"{sub}/ holds no images (expected one sub-folder of images per class)",
+                            filename=root)
+        ds = create_dataset("", root=os.path.join(root, sub), split=sub, input_img_mode=mode,
+                            class_map=class_map or "")
         ds.transform = transform
         return ds
 
     train_ds = folder("train", t_train)
-    test_ds = folder("val", t_eval)
-    classes = _folder_classes(train_ds)
+    class_to_idx = dict(train_ds.reader.class_to_idx)  # one class index for every split: train/'s
+
+    def indexed_like_train(sub: str):
+        extra = sorted(set(folder(sub, t_eval).reader.class_to_idx) - set(class_to_idx))
+        if extra:
+            raise DataError(f"{sub}/ has {len(extra)} class(es) that train/ lacks: {', '.join(extra[:10])}"
+                            + (", …" if len(extra) > 10 else ""), filename=root,
+                            hint="every class of val/ (and search/) needs a train/ folder of the same name")
+        return folder(sub, t_eval, class_to_idx)
+
+    test_ds = indexed_like_train("val")
     if os.path.isdir(os.path.join(root, "search")):
-        val_ds = folder("search", t_eval)
+        val_ds = indexed_like_train("search")
         info = {"search_split": "search/"}
     else:
         from sklearn.model_selection import train_test_split
         targets = _targets(train_ds)
         idx = list(range(len(targets)))
-        n_val = max(len(classes), min(max_val, int(round(val_fraction * len(idx)))))
+        n_val = max(len(class_to_idx), min(max_val, int(round(val_fraction * len(idx)))))
         stratify = targets if min(targets.count(c) for c in set(targets)) >= 2 else None
         tr, va = train_test_split(idx, test_size=n_val, stratify=stratify, random_state=SPLIT_SEED)
         val_ds = Subset(folder("train", t_eval), sorted(va))
         train_ds = Subset(train_ds, sorted(tr))
         info = {"search_split": f"{len(va)} images held out of train/"}
-    return Data(os.path.abspath(root), train_ds, val_ds, test_ds, len(classes), (channels, resolution, resolution),
-                in_memory=False, num_workers=num_workers, info=info)
+    info["classes"] = sorted(class_to_idx, key=class_to_idx.get)
+    return Data(os.path.abspath(root), train_ds, val_ds, test_ds, len(class_to_idx),
+                (channels, resolution, resolution), in_memory=False, num_workers=num_workers, info=info)
+
+
+def _has_images(folder: str) -> bool:
+    """Whether ``folder`` holds (at any depth) a file timm reads as an image."""
+    from timm.data.readers.img_extensions import get_img_extensions
+    extensions = get_img_extensions(as_set=True)
+    return any(os.path.splitext(f)[1].lower() in extensions for _, _, files in os.walk(folder, followlinks=True)
+               for f in files)
 
 
 def _targets(ds) -> list[int]:
     return [int(t) for _, t in ds.reader.samples]
 
 
-def _folder_classes(ds) -> list:
-    return sorted(set(_targets(ds)))
-
-
 # ---------------------------------------------------------------------------------------------- dispatch
-def load_data(name: str, input_shape: tuple[int, int, int], num_classes: int | None = None, **kw) -> Data:
-    """The dataset called ``name`` (``digits``, ``synthetic`` or an ImageFolder path) shaped as ``input_shape``."""
+def load_data(name: str, input_shape: tuple[int, int, int], num_classes: int | None = None,
+              warn: Callable[[str], None] | None = None, **kw) -> Data:
+    """The dataset called ``name`` (``digits``, ``synthetic`` or an ImageFolder path) shaped as ``input_shape``.
+
+    ``num_classes`` is the space's head: a dataset with more classes is a :class:`DataError`, one
+    with fewer is reported through ``warn`` (default: a ``spacelang: warning:`` line on stderr).
+    """
     channels, resolution, _ = input_shape
     if name == "digits":
         data = digits(channels, resolution)
@@ -206,8 +240,16 @@ def load_data(name: str, input_shape: tuple[int, int, int], num_classes: int | N
     elif os.path.isdir(name):
         data = image_folder(name, channels, resolution, **kw)
     else:
-        raise FileNotFoundError(f"unknown dataset {name!r}: use digits, synthetic or the path of an image folder")
+        raise DataError(f"unknown dataset {name!r}: use digits, synthetic or the path of an image folder")
     if num_classes is not None and data.num_classes > num_classes:
-        raise ValueError(f"dataset {data.name} has {data.num_classes} classes but the space's head has {num_classes}")
+        raise DataError(f"dataset {data.name} has {data.num_classes} classes but the space's head has {num_classes}",
+                        hint="raise the space's `classes` to the dataset's number of classes")
+    if num_classes is not None and data.num_classes < num_classes:
+        (warn or _warn)(f"dataset {data.name} has {data.num_classes} classes but the space's head has "
+                        f"{num_classes}: {num_classes - data.num_classes} outputs are never trained")
     return data
+
+
+def _warn(message: str) -> None:
+    print(f"spacelang: warning: {message}", file=sys.stderr)
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from spacelang.errors import DataError
+
 
 def fit_input(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Resize a batch to an arch's input ``(C, H, W)`` when the space makes resolution a dimension."""
@@ -94,7 +96,7 @@ def _evaluate(net, archs, loader, device) -> list[float]:
                 pred = net(fit_input(x, shape), a).argmax(dim=-1)
                 correct[i] += int((pred == y).sum())
     if total == 0:
-        raise ValueError("evaluation split is empty")
+        raise DataError("the evaluation split is empty")
     return [100.0 * c / total for c in correct]
 
 
@@ -116,6 +118,8 @@ def evaluate_loss(net: nn.Module, archs: Sequence[Mapping[str, Any]], loader: It
                     total[i] += float(F.cross_entropy(net(fit_input(x, shape), a), y, reduction="sum"))
     finally:
         net.train(was)
+    if n == 0:
+        raise DataError("the evaluation split is empty")
     return [t / n for t in total]
 
 

@@ -9,20 +9,25 @@ a standalone module of ordinary layers that computes the same function.
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
+import attrs
 import torch
 import torch.nn as nn
 
+from spacelang import kinds
+from spacelang.errors import CompileError
+from spacelang.util.quantity import human
+
 from .ops import get_op
-
-
 
 #: Version of how the ops store and read their weights.  Bump it whenever an op changes its
 #: parameter layout or how it slices it: checkpoints record it, and one written under another
 #: layout is refused instead of loading into silently wrong places.
 WEIGHT_LAYOUT = 1
+
 
 def check_input(x: Any, shape: tuple[int, int, int]) -> None:
     """Raise ``ValueError`` naming the expected ``(C, H, W)`` unless ``x`` is a ``(B, C, H, W)`` tensor."""
@@ -42,6 +47,62 @@ def _arch_key(arch: Mapping[str, Any]):
         return json.dumps(arch, sort_keys=True, default=str)
 
 
+def _named_layers(spec) -> Iterator[tuple[str, Any]]:
+    yield "stem", spec.stem
+    for st in spec.stages:
+        if st.transition is not None:
+            yield f"{st.name}.downsample", st.transition
+        for layer in st.blocks:
+            yield f"{st.name}.{layer.index}", layer
+    yield "head", spec.head
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_memory(spec, memory: int | None = None, bytes_per_param: int | None = None) -> None:
+    """Refuse, before allocating anything, a supernet whose weights exceed ``memory`` bytes.
+
+    The supernet holds one copy of each weight at its largest size, so its parameter count is
+    the analytic cost model's over the supernet spec (every field at its maximum), layer by
+    layer.  The message names the largest layer and its widest fields (the absurd dimension).
+    """
+    memory = physical_memory() if memory is None else memory
+    if memory is None:
+        return
+    if bytes_per_param is None:
+        bytes_per_param = torch.empty(0).element_size()
+    sizes = []
+    for path, layer in _named_layers(spec):
+        kind = kinds.get(layer.kind)
+        if kind is not None and kind.cost is not None:
+            sizes.append((kind.cost(layer.fields)[0], path, layer))
+    total = sum(p for p, _, _ in sizes)
+    if not sizes or total * bytes_per_param <= memory:
+        return
+    params, path, layer = max(sizes, key=lambda s: s[0])
+    fields = attrs.asdict(layer.fields, recurse=False)
+    widths = sorted(((v, k) for k, v in fields.items() if type(v) is int), reverse=True)[:2]
+    named = ", ".join(f"{k} {v:,}" for v, k in widths)
+    raise CompileError(
+        f"the supernet needs {_count(total)} parameters ({_gib(total * bytes_per_param)}), more than this "
+        f"machine's {_gib(memory)} of memory: {path} ({layer.kind}) alone has {_count(params)}, at {named}",
+        hint="check that layer's widths (heads, dims, hidden, the input resolution) for a typo")
+
+
+def _count(n: int) -> str:
+    return human(n) if n < 1e12 else f"{n:.2e}"
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n < 2**70 else f"{n / 2**30:.2e} GiB"
+
+
 class _Stage(nn.Module):
     """A stage's optional transition and its block slots (``blocks[i]`` is slot ``i``)."""
 
@@ -58,6 +119,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.spec = spec = space.supernet_spec()
+        check_fits_memory(spec)
         self.cache_size = cache_size
         self._specs: OrderedDict = OrderedDict()
         slots = [layer for st in spec.stages for layer in st.blocks]
@@ -70,7 +132,8 @@ class Supernet(nn.Module):
             for i, layer in enumerate(st.blocks):
                 if layer.index != i:
                     raise ValueError(f"supernet spec of stage {st.name!r}: slot {i} has index {layer.index}")
-                blocks.append(get_op(layer.kind)(layer, drop_path=next(rates)))
+                op, rate = get_op(layer.kind), next(rates)
+                blocks.append(op(layer, drop_path=rate) if op.takes_drop_path else op(layer))
             transition = get_op(st.transition.kind)(st.transition) if st.transition is not None else None
             stages.append(_Stage(transition, blocks))
         self.stages = nn.ModuleList(stages)  # a list, not a dict: stage names may shadow Module attributes
@@ -107,7 +170,7 @@ class Supernet(nn.Module):
                 x = stage.transition(x, st.transition)
             for layer in st.blocks:
                 x = stage.blocks[layer.index](x, layer)
-        return self.head(x, spec.head, cls=bool(spec.stem.fields.get("cls", False)))
+        return self.head(x, spec.head)
 
     def extract(self, arch: Mapping[str, Any]) -> "Subnet":
         """A standalone copy of ``arch``: ordinary layers, copied weights, the same outputs."""
@@ -119,7 +182,7 @@ class Supernet(nn.Module):
             mods += [stage.blocks[layer.index].extract(layer) for layer in st.blocks]
             stages.append(nn.Sequential(*mods))
         sub = Subnet(self.stem.extract(spec.stem), stages,
-                     self.head.extract(spec.head, cls=bool(spec.stem.fields.get("cls", False))),
+                     self.head.extract(spec.head),
                      (spec.channels, spec.resolution, spec.resolution), [st.name for st in spec.stages])
         p = next(self.parameters())
         return sub.to(device=p.device, dtype=p.dtype).train(self.training)
@@ -149,6 +212,7 @@ def build_supernet(space, drop_path: float = 0.0) -> Supernet:
     """Compile ``space`` into a weight-entangled :class:`Supernet`.
 
     ``drop_path`` is the stochastic-depth rate of the last block slot; earlier slots get linearly
-    smaller rates (0 for the first).  Raises ``NotImplementedError`` for kinds not compiled yet.
+    smaller rates (0 for the first).  Raises :class:`~spacelang.errors.CompileError` for kinds not
+    compiled yet and for a supernet whose weights do not fit in this machine's memory.
     """
     return Supernet(space, drop_path=drop_path)

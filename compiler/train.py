@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import os
 import random
@@ -30,13 +31,21 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from spacelang.errors import CheckpointError, OptionError
+from spacelang.util.atomic import write_text
+
 from . import checkpoint as ckpt
 from .data import Data, load_data
 from .evaluate import CachedLoader, evaluate, fit_input
+from .identity import resume_check
+from .runlock import RunLock
 from .supernet import build_supernet
 
 SAMPLERS = ("uniform", "sandwich")
-LOG_FIELDS = ["epoch", "step", "lr", "loss", "val_acc_max", "val_acc_min", "seconds"]
+# search-validation accuracy of the largest and the smallest subnet (not the best and worst arch)
+LOG_FIELDS = ["epoch", "step", "lr", "loss", "acc_largest", "acc_smallest", "seconds"]
+#: the names these columns had in logs written before the rename
+OLD_LOG_NAMES = {"val_acc_max": "acc_largest", "val_acc_min": "acc_smallest"}
 
 
 @dataclass
@@ -84,12 +93,25 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+            raise OptionError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.sandwich_k < 0:
-            raise ValueError("epochs and batch size must be positive, sandwich k non-negative")
+            raise OptionError("epochs and batch size must be positive, sandwich k non-negative")
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    def describe(self, steps_per_epoch: int) -> list[str]:
+        """The settings a run uses, as a few readable lines (printed when training starts)."""
+        sampler = self.sampler + (f" (largest, smallest and {self.sandwich_k} random subnets a step)"
+                                  if self.sampler == "sandwich" else " (one random subnet a step)")
+        return [f"  schedule  {self.epochs} epochs × {steps_per_epoch} steps, batch {self.batch_size}, "
+                f"AdamW lr {self.lr:g} → {self.min_lr:g} (cosine), warm-up {self.warmup_epochs:g} epochs, "
+                f"weight decay {self.weight_decay:g}",
+                f"  sampler   {sampler}",
+                f"  regular.  label smoothing {self.label_smoothing:g}, drop path {self.drop_path:g}, "
+                f"mixup {self.mixup:g}, cutmix {self.cutmix:g}, shift {self.shift} px, "
+                f"clip grad {'off' if not self.clip_grad else f'{self.clip_grad:g}'}",
+                f"  seed      {self.seed}, data workers {self.workers}"]
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -147,7 +169,8 @@ def _make_loss(cfg: TrainConfig, num_classes: int):
     return None, torch.nn.CrossEntropyLoss()
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's global generators (initialisation of a supernet; compile does the same)."""
     torch.manual_seed(seed)
     np.random.seed(seed % (2 ** 32))
     random.seed(seed)
@@ -167,20 +190,35 @@ def train(space, cfg: TrainConfig, rundir: str, resume: bool = False, progress: 
           sample: Callable | None = None, device: str = "cpu") -> TrainResult:
     """Train the supernet of ``space`` into ``rundir`` (checkpoint after every epoch).
 
+    ``rundir`` is locked for the whole call (:class:`~spacelang.compiler.runlock.RunLock`): a
+    second process training into it is refused.  The log (``log.csv``) is saved inside every
+    checkpoint and copied to ``rundir`` after it, so a fresh run (``--force``) replaces the old
+    log only together with the old checkpoint.  A dataset path is stored absolute.
+
     With ``resume`` the run continues from ``rundir``'s checkpoint (which must come from the same
-    space) exactly as if it had never stopped.  ``stop_after`` ends this invocation after that many
+    space — the same canonical text; layout and comments may differ) exactly as if it had never
+    stopped.  ``stop_after`` ends this invocation after that many
     epochs (preemption, tests).  ``sample(rng) -> arch`` replaces uniform sampling (e.g. a fixed
     arch, to train one subnet alone).  ``device`` is where the net runs (``cpu``, ``cuda``);
     checkpoints always hold CPU tensors.  Returns the state after the last epoch run.
     """
+    with RunLock(rundir):
+        return _train(space, cfg, rundir, resume, progress, stop_after, data, log, sample, device)
+
+
+def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, stop_after: int | None,
+           data: Data | None, log: Callable[[str], None] | None, sample: Callable | None, device: str) -> TrainResult:
     from timm.data.mixup import mixup_target
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
-    from tqdm import tqdm
+
+    from .progress import Progress
 
     cfg.check()
+    if cfg.data not in ("digits", "synthetic") and not os.path.isabs(cfg.data):
+        cfg = dataclasses.replace(cfg, data=os.path.abspath(cfg.data))  # searchable from any directory
     log = log or (lambda s: print(s, file=sys.stderr))
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     net = build_supernet(space, drop_path=cfg.drop_path).to(device)
     max_arch, min_arch = space.max_arch(), space.min_arch()
     data = data or load_data(cfg.data, space.input_shape(max_arch), space.classes, **(
@@ -194,29 +232,32 @@ def train(space, cfg: TrainConfig, rundir: str, resume: bool = False, progress: 
     draw = sample or space.sample  # unconstrained, as AutoFormer and S3 (Alg. 2) train
 
     epoch, step = 0, 0
+    log_path = os.path.join(rundir, "log.csv")
+    log_rows: list[dict] = []
     if resume and ckpt.checkpoint_dir(rundir) is not None:
         c = ckpt.load(rundir)
-        if c.state["space_sha256"] != ckpt.sha256(space.source):
-            raise ValueError(f"{rundir}: the checkpoint was compiled from another space (sha256 differs)")
+        if resume_check(c.source, space, rundir):
+            log(f"spacelang: note: {space.filename} differs from the space of {rundir}'s checkpoint only in "
+                f"layout or comments; resuming")
         net.load_state_dict(c.weights)  # copies into the parameters on their device
         if c.optimizer is not None:
             opt.load_state_dict(c.optimizer)
         ckpt.set_rng_state(c.state["rng"])
         epoch, step = c.epoch, c.step
         if step != epoch * steps_per_epoch:
-            raise ValueError(f"{rundir}: checkpoint at step {step} does not close epoch {epoch} "
-                             f"({steps_per_epoch} steps per epoch: batch size or data changed?)")
-    os.makedirs(rundir, exist_ok=True)
-    log_path = os.path.join(rundir, "log.csv")
-    _trim_log(log_path, epoch)
+            raise CheckpointError(f"{rundir}: checkpoint at step {step} does not close epoch {epoch} "
+                                  f"({steps_per_epoch} steps per epoch: batch size or data changed?)")
+        log_rows = _checkpointed_log(c, log_path, epoch)
+        write_text(log_path, _log_text(log_rows))  # drop rows of epochs whose checkpoint was lost
 
     val = CachedLoader(data.eval_loader("val"), device) if data.in_memory else data.eval_loader("val")
     result = TrainResult(epoch, step, None, None, 0.0)
     if epoch >= cfg.epochs:
         log(f"{rundir}: already trained for {epoch} epochs")
         return result
-    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True,
-               desc=f"train {space.name}", file=sys.stderr)
+    log("\n".join([f"train {space.name} into {rundir}" + (f", resuming after epoch {epoch}" if epoch else ""),
+                   f"  data      {data.describe()}", *cfg.describe(steps_per_epoch), f"  device    {device}"]))
+    bar = Progress(total, initial=step, desc=f"train {space.name}", enabled=progress, write=log)
     t_start = time.perf_counter()
     epochs_run = 0
     try:
@@ -249,22 +290,25 @@ def train(space, cfg: TrainConfig, rundir: str, resume: bool = False, progress: 
                 opt.step()
                 step += 1
                 losses.append(step_loss / len(archs))
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", refresh=False)
+                bar.update(1, epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
             epoch += 1
             epochs_run += 1
             acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device)
             row = {"epoch": epoch, "step": step, "lr": f"{opt.param_groups[0]['lr']:.6g}",
-                   "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "val_acc_max": f"{acc_max:.2f}",
-                   "val_acc_min": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}"}
-            _append_log(log_path, row)
-            bar.set_postfix(epoch=epoch, loss=row["loss"], max=f"{acc_max:.1f}", min=f"{acc_min:.1f}")
+                   "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "acc_largest": f"{acc_max:.2f}",
+                   "acc_smallest": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}"}
+            log_rows.append(row)
+            bar.note(f"epoch {epoch}/{cfg.epochs}", loss=row["loss"], acc_largest=f"{acc_max:.1f}%",
+                     acc_smallest=f"{acc_min:.1f}%")
             state = {"epoch": epoch, "step": step, "config": cfg.as_json(), "rng": ckpt.rng_state(),
                      "sampler": {"kind": cfg.sampler, "seed": cfg.seed, "k": cfg.sandwich_k, "next_step": step,
                                  "rule": "random.Random('spacelang-sampler/{seed}/{step}') per step"},
                      "metrics": {"loss": float(row["loss"]), "val_acc_max": acc_max, "val_acc_min": acc_min},
-                     "space_name": space.name, "data": data.describe()}
-            ckpt.save(rundir, net, space.source, state, opt)
+                     "space_name": space.name, "data": data.describe(), "data_path": cfg.data,
+                     "data_info": {k: v for k, v in data.info.items() if isinstance(v, (str, int, float, list))}}
+            log_text = _log_text(log_rows)
+            ckpt.save(rundir, net, space.source, state, opt, extra={"log.csv": log_text})
+            write_text(log_path, log_text)  # after the checkpoint: the two are replaced together
             result = TrainResult(epoch, step, acc_max, acc_min, time.perf_counter() - t_start)
             if stop_after is not None and epochs_run >= stop_after:
                 break
@@ -273,30 +317,31 @@ def train(space, cfg: TrainConfig, rundir: str, resume: bool = False, progress: 
     return result
 
 
-def _trim_log(path: str, epoch: int) -> None:
-    """Drop log rows after the checkpointed epoch (written before a crash that lost their checkpoint)."""
-    if not os.path.exists(path):
-        return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epoch]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+def _checkpointed_log(c, path: str, epoch: int) -> list[dict]:
+    """The log rows of the checkpoint's epochs: the copy saved inside the checkpoint, or (older
+    checkpoints) ``path`` cut at the checkpoint's epoch."""
+    text = c.read_extra("log.csv")
+    if text is None:
+        if not os.path.exists(path):
+            return []
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+    return [{OLD_LOG_NAMES.get(k, k): v for k, v in r.items()}
+            for r in csv.DictReader(io.StringIO(text, newline="")) if int(r["epoch"]) <= epoch]
 
 
-def _append_log(path: str, row: dict) -> None:
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+def _log_text(rows: list[dict]) -> str:
+    """``log.csv``'s text: the header of :data:`LOG_FIELDS` and one line per epoch."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def load_supernet(rundir: str):
     """``(space, net, checkpoint)`` of a run directory, weights loaded, in eval mode."""
-    c = ckpt.load(rundir)
+    c = ckpt.load(rundir, optimizer=False)
     space = c.space()
     cfg = c.state.get("config") or {}
     net = build_supernet(space, drop_path=float(cfg.get("drop_path", 0.0)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .cases import Stop, layer_cases
 from .diagnostics import Diagnostic
 from .errors import EvalError, FieldError
-from .fields import normalize
+from .fields import field_values
 from .ir import LayerIR, Ref
 from .kinds import get as get_kind
 from .kinds.base import Context
@@ -26,6 +26,9 @@ class _Checker:
         self.space = space
         self.d = diags
         self._seen: set = set()
+        self._idle_seen: set = set()                 # (slot, ctx, values) already asked
+        self._cases: dict[int, int] = {}             # slot -> distinct cases asked
+        self._idle: dict[tuple, tuple] = {}          # (slot, field) -> (cases idle, message, span)
 
     def _add(self, span, message: str, hint: str | None = None, severity: str = "error") -> None:
         key = (span.line, span.col, span.end_line, span.end_col, severity) if span.line else (message, severity)
@@ -52,14 +55,15 @@ class _Checker:
     def visit(self, slot: Slot, ctx: Context, env: dict):
         layer = slot.layer
         try:
-            f = normalize(layer, env, ctx)
+            values = field_values(layer, env)
+            f = get_kind(layer.kind).normalize(values, ctx)
         except FieldError as e:
             self._add(self._span(layer, e.field, env), f"{e.message}{self._where(slot)}", e.hint)
             raise Stop from None
         except EvalError as e:
             self._add(layer.kind_span, f"{e.message}{self._where(slot)}")
             raise Stop from None
-        self._idle_fields(slot, env, ctx)
+        self._idle_fields(slot, values, ctx, env)
         if slot.role is Role.BLOCK:
             where = self._where(slot)
             if f.size != ctx.in_size:
@@ -69,15 +73,26 @@ class _Checker:
                 self._add(layer.kind_span, f"a block must produce the stage width {ctx.dim}{where}")
         return f
 
-    def _idle_fields(self, slot: Slot, env: dict, ctx: Context) -> None:
-        """Warn about fields that do nothing here (the kind's ``idle_fields`` hook)."""
-        kind = get_kind(slot.layer.kind)
-        hook = getattr(kind, "idle_fields", None)
+    def _idle_fields(self, slot: Slot, values: dict, ctx: Context, env: dict) -> None:
+        """Record which fields do nothing in this case (the kind's ``idle_fields`` hook); a field
+        is warned about only if it does nothing in every case (see :meth:`idle_warnings`)."""
+        hook = get_kind(slot.layer.kind).idle_fields
         if hook is None:
             return
-        from .fields import field_values
-        for field, message in hook(field_values(slot.layer, env), frozenset(slot.layer.fields), ctx):
-            self._add(self._span(slot.layer, field, env), message, severity="warning")
+        key = (slot.number, ctx, tuple(values.values()))
+        if key in self._idle_seen:
+            return
+        self._idle_seen.add(key)
+        self._cases[slot.number] = self._cases.get(slot.number, 0) + 1
+        for field, message in hook(values, frozenset(slot.layer.fields), ctx):
+            n, first, span = self._idle.get((slot.number, field), (0, message, None))
+            self._idle[(slot.number, field)] = (n + 1, first, span or self._span(slot.layer, field, env))
+
+    def idle_warnings(self) -> None:
+        """Warn about fields that did nothing in every case the enumeration met."""
+        for (number, _), (n, message, span) in self._idle.items():
+            if n == self._cases.get(number):
+                self._add(span, message, severity="warning")
 
     def run(self) -> None:
         sp = self.space
@@ -91,6 +106,7 @@ class _Checker:
             self._add(NO_SPAN, getattr(e, "message", str(e)))
 
         layer_cases(sp, self.visit, bad_width=bad_width, bad_eval=bad_eval)
+        self.idle_warnings()
 
     def constraints(self) -> None:
         sp = self.space
@@ -107,11 +123,20 @@ class _Checker:
                                   f"no subnet can satisfy them all",
                           f"the constraints on {c.metric} together ask for {iv.describe(c.metric)}")
                 return
+        from .util.quantity import TIME_METRICS
+        for c in sp.constraints:
+            if c.metric in TIME_METRICS:  # a device's latency is not in the space: a profile knows it
+                self._add(c.span, f"constraint {c} needs a latency profile: it is not checked here, and "
+                                  f"sample/search refuse it without one",
+                          "build one with `spacelang latency profile FILE -o PROFILE.json` and pass "
+                          "--latency-profile PROFILE.json to sample or search", severity="warning")
         try:
             lo, hi = sp.cost_range()
         except (ImportError, NotImplementedError):
             return
         for c in sp.constraints:
+            if c.metric in TIME_METRICS:
+                continue
             lo_v, hi_v = getattr(lo, c.metric), getattr(hi, c.metric)
             if c.op in ("<=", "<") and not c.holds(lo_v):
                 self._add(c.span, f"constraint {c} is infeasible: the smallest subnet already has {human(lo_v)} {c.metric}",

@@ -19,21 +19,17 @@ from typing import Any
 import attrs
 
 from . import kinds as K
-from .ir import Const, EvalError, Op, Origin, Ref, evaluate, refs
+from .exprtext import literal_text
+from .ir import Const, EvalError, Op, Origin, Ref, evaluate, show
 from .walk import Role
 
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
 
 
 # ---------------------------------------------------------------------------- rendering values
 
 def show_value(v: Any) -> str:
     """A constant as the language writes it."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+    return literal_text(v)
 
 
 def show_choices(choices) -> str:
@@ -56,31 +52,7 @@ def _fold(e):
 def show_expr(e, prefix: str = "") -> str:
     """An IR expression in the language's syntax; paths under ``prefix`` (the layer's own
     fields) are shown by their field name, so per-block expressions read the same in every block."""
-    def prec(x) -> int:
-        if isinstance(x, Op) and x.op in _PREC:
-            return _PREC[x.op]
-        if isinstance(x, Op) and x.op == "neg":
-            return 3
-        return 4
-
-    def go(x) -> str:
-        if isinstance(x, Const):
-            return show_value(x.value)
-        if isinstance(x, Ref):
-            return x.path[len(prefix):] if prefix and x.path.startswith(prefix) else x.path
-        if x.op in ("min", "max"):
-            return f"{x.op}({', '.join(go(a) for a in x.args)})"
-        if x.op == "neg":
-            inner = go(x.args[0])
-            return "-" + (f"({inner})" if prec(x.args[0]) < 3 else inner)
-        p = _PREC[x.op]
-        left, right = go(x.args[0]), go(x.args[1])
-        if prec(x.args[0]) < p:
-            left = f"({left})"
-        if prec(x.args[1]) <= p:
-            right = f"({right})"
-        return f"{left} {x.op} {right}"
-    return go(e)
+    return show(e, prefix)
 
 
 def _blocks_text(blocks: list[int]) -> str:

@@ -56,7 +56,7 @@ def coerce(name, fdef, v, expr=None):
 
 
 def normalize(layer: LayerIR, env: Mapping[str, Any], ctx: Context) -> dict:
-    """The normalised fields of ``layer`` under ``env`` (raises FieldError or FieldError)."""
+    """The normalised fields of ``layer`` under ``env`` (raises FieldError or EvalError)."""
     kind = K.KINDS[layer.kind]
     return kind.normalize(field_values(layer, env), ctx)
 

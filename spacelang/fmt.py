@@ -25,14 +25,13 @@ import attrs
 
 from . import syntax as S
 from .diagnostics import SpaceError, error
+from .exprtext import ATOM, NEG, render
 from .parser import MAX_LINE_CHARS, parse
 
 #: Longest line (indentation included, end-of-line comment excluded) a block may take when its
 #: fields are printed on one line.
 WIDTH = 100
 INDENT = "  "
-
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
 
 
 # ---------------------------------------------------------------------------- values
@@ -42,36 +41,27 @@ def fmt_num(v: int | float) -> str:
     return repr(float(v)) if isinstance(v, float) else str(int(v))
 
 
-def _prec(e) -> int:
+def _view(e) -> tuple:
+    """How :func:`spacelang.exprtext.render` reads a syntax-tree expression."""
+    if isinstance(e, S.Num):
+        neg = e.value < 0 or str(e.value).startswith("-")
+        return ("atom", fmt_num(e.value), NEG if neg else ATOM)
+    if isinstance(e, S.Bool):
+        return ("atom", "true" if e.value else "false", ATOM)
+    if isinstance(e, S.Name):
+        return ("atom", e.name, ATOM)
+    if isinstance(e, S.Call):
+        return ("call", e.fn, e.args)
+    if isinstance(e, S.Neg):
+        return ("neg", e.operand)
     if isinstance(e, S.BinOp):
-        return _PREC[e.op]
-    if isinstance(e, S.Neg) or (isinstance(e, S.Num) and (e.value < 0 or str(e.value).startswith("-"))):
-        return 3  # unary minus binds tighter than any binary operator
-    return 4
+        return ("bin", e.op, e.left, e.right)
+    raise TypeError(f"not an expression: {e!r}")
 
 
 def fmt_expr(e) -> str:
     """An expression with the fewest parentheses that parse back to the same tree."""
-    if isinstance(e, S.Num):
-        return fmt_num(e.value)
-    if isinstance(e, S.Bool):
-        return "true" if e.value else "false"
-    if isinstance(e, S.Name):
-        return e.name
-    if isinstance(e, S.Call):
-        return f"{e.fn}({', '.join(fmt_expr(a) for a in e.args)})"
-    if isinstance(e, S.Neg):
-        inner = fmt_expr(e.operand)
-        return "-" + (f"({inner})" if _prec(e.operand) < 3 else inner)
-    if isinstance(e, S.BinOp):
-        p = _PREC[e.op]
-        left, right = fmt_expr(e.left), fmt_expr(e.right)
-        if _prec(e.left) < p:  # operators are left-associative
-            left = f"({left})"
-        if _prec(e.right) <= p:
-            right = f"({right})"
-        return f"{left} {e.op} {right}"
-    raise TypeError(f"not an expression: {e!r}")
+    return render(e, _view)
 
 
 def fmt_value(v) -> str:

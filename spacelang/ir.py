@@ -9,11 +9,12 @@ from fractions import Fraction
 
 import enum
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import attrs
 
 from .errors import EvalError
+from .exprtext import ATOM, literal_precedence, literal_text, render
 from .syntax import NO_SPAN, Span
 
 MAX_MAGNITUDE = 1e15
@@ -88,17 +89,25 @@ def evaluate(e: Expr, env: Mapping[str, Any]) -> Any:
     return r
 
 
-def show(e: Expr) -> str:
-    """A readable rendering of an expression (for messages and docs)."""
-    if isinstance(e, Const):
-        return str(e.value)
-    if isinstance(e, Ref):
-        return e.path
-    if e.op in ("min", "max"):
-        return f"{e.op}({', '.join(show(a) for a in e.args)})"
-    if e.op == "neg":
-        return f"-{show(e.args[0])}"
-    return f"({show(e.args[0])} {e.op} {show(e.args[1])})"
+def expr_view(prefix: str = "") -> Callable[[Expr], tuple]:
+    """How :func:`spacelang.exprtext.render` reads an IR expression; paths under ``prefix`` (a
+    layer's own fields) are shown by their field name."""
+    def view(e: Expr) -> tuple:
+        if isinstance(e, Const):
+            return ("atom", literal_text(e.value), literal_precedence(e.value))
+        if isinstance(e, Ref):
+            return ("atom", e.path[len(prefix):] if prefix and e.path.startswith(prefix) else e.path, ATOM)
+        if e.op in ("min", "max"):
+            return ("call", e.op, e.args)
+        if e.op == "neg":
+            return ("neg", e.args[0])
+        return ("bin", e.op, e.args[0], e.args[1])
+    return view
+
+
+def show(e: Expr, prefix: str = "") -> str:
+    """An expression as the language writes it (for messages, docs and the diff)."""
+    return render(e, expr_view(prefix))
 
 
 class _StrEnum(str, enum.Enum):

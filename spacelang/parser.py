@@ -15,7 +15,7 @@ from lark import Token, Transformer, v_args
 from . import syntax as S
 from .diagnostics import Diagnostic, SpaceError, error
 from .errors import WhereError
-from .util.quantity import exact_number, parse_quantity
+from .util.quantity import exact_number, parse_bound
 
 MAX_FILE_BYTES = 256 << 10    # a real space is a few KB; refuse beyond 256 KiB (worst-case parse ~2 s)
 MAX_LINE_CHARS = 10_000
@@ -75,7 +75,7 @@ def decode_source(data: bytes, filename: str) -> str:
         line = data[:e.start].count(b"\n") + 1
         raise SpaceError([error(filename, None,
                                 f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}, line {line})",
-                                "save the file as UTF-8")])
+                                "save the file as UTF-8")]) from None
 
 
 def _precheck(text: str, filename: str) -> None:
@@ -88,7 +88,8 @@ def _precheck(text: str, filename: str) -> None:
         if ch == "\n":
             if i - start > MAX_LINE_CHARS:
                 sp = S.Span(line_no, 1, line_no, 2, start, start + 1)
-                raise SpaceError([error(filename, sp, f"line {line_no} is {i - start:,} characters long (limit {MAX_LINE_CHARS:,})",
+                raise SpaceError([error(filename, sp,
+                                        f"line {line_no} is {i - start:,} characters long (limit {MAX_LINE_CHARS:,})",
                                         "a .space statement fits on a line; is this a .space file?")], text)
             line_no, start = line_no + 1, i + 1
         elif ch in "({[":
@@ -99,7 +100,8 @@ def _precheck(text: str, filename: str) -> None:
             depth -= 1
     if len(text) - start > MAX_LINE_CHARS:
         sp = S.Span(line_no, 1, line_no, 2, start, start + 1)
-        raise SpaceError([error(filename, sp, f"line {line_no} is {len(text) - start:,} characters long (limit {MAX_LINE_CHARS:,})",
+        raise SpaceError([error(filename, sp,
+                                f"line {line_no} is {len(text) - start:,} characters long (limit {MAX_LINE_CHARS:,})",
                                 "a .space statement fits on a line; is this a .space file?")], text)
     if deepest_at is not None:
         raise SpaceError([error(filename, deepest_at, f"brackets nested more than {MAX_NESTING} deep",
@@ -108,8 +110,9 @@ def _precheck(text: str, filename: str) -> None:
 
 _TOKEN_NAMES = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "QUANTITY": "a quantity like 9M",
+    "DURATION": "a time like 20ms",
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "EQUAL": "'='",
-    "TRUE": "'true'", "FALSE": "'false'", "MIN": "'min'", "MAX": "'max'", "METRIC": "'params' or 'flops'",
+    "TRUE": "'true'", "FALSE": "'false'", "MIN": "'min'", "MAX": "'max'", "METRIC": "'params', 'flops' or 'latency'",
     "CMP": "a comparison (<=, >=, <, >)", "OPTIONAL": "'optional'", "NEG": "'-'", "PLUS": "'+'", "STAR": "'*'",
     "SLASH": "'/'", "DSLASH": "'//'", "PERCENT": "'%'", "$END": "the end of the file",
 }
@@ -141,7 +144,6 @@ def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
     _precheck(text, filename)
     if not text.strip():
         raise SpaceError([error(filename, None, "empty file", "a .space file starts with `space NAME`")], text)
-    comments: list[Token] = []
     diags: list[Diagnostic] = []
 
     def on_error(e: lark.exceptions.UnexpectedInput) -> bool:
@@ -163,7 +165,7 @@ def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
             diags.append(d)
         raise SpaceError(diags, text) from None
     except RecursionError:
-        raise SpaceError([error(filename, None, "input nested too deeply")], text)
+        raise SpaceError([error(filename, None, "input nested too deeply")], text) from None
     if diags:
         raise SpaceError(diags, text)
     deep = _too_deep(tree)
@@ -173,7 +175,7 @@ def parse(text: str, filename: str = "<string>") -> S.SpaceFile:
     try:
         result = _ToAst(filename, text).transform(tree)
     except _AstError as e:
-        raise SpaceError([e.diag], text)
+        raise SpaceError([e.diag], text) from None
     except RecursionError:
         raise SpaceError([error(filename, None, "input nested too deeply")], text) from None
     except lark.exceptions.VisitError as e:  # Lark wraps what the transformer raises
@@ -398,7 +400,7 @@ class _ToAst(Transformer):
         metric, op, q = ch
         text = q.value
         try:
-            bound = exact_number(parse_quantity(text))
+            bound = exact_number(parse_bound(metric.value, text))
         except WhereError as e:
             raise _AstError(error(self.filename, _span_of(q), f"constraint bound {e.message}")) from None
         return S.Constraint(metric.value, op.value, text, bound, _span_of(meta))

@@ -8,7 +8,6 @@ found with networkx and reported.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import attrs
@@ -422,7 +421,7 @@ class Resolver:
         names_by_entry = {n: _expr_names(e.value) if not isinstance(e.value, (S.Choice, S.Range)) else []
                           for n, e in entries.items()}
         pending = {}
-        for n, lst in names_by_entry.items():
+        for lst in names_by_entry.values():
             for nm in lst:
                 pending.setdefault(nm.name, nm.span)
 
@@ -473,8 +472,8 @@ class Resolver:
 
         # names: space lets, stages, templates share one namespace
         taken: dict[str, S.Span] = {}
-        for node, name, sp in [(l, l.name, l.name_span) for l in lets] + [(s, s.name, s.name_span) for s in stages] \
-                + [(t, t.name, t.name_span) for t in self.templates.values()]:
+        for name, sp in [(let.name, let.name_span) for let in lets] + [(s.name, s.name_span) for s in stages] \
+                + [(t.name, t.name_span) for t in self.templates.values()]:
             if name in taken:
                 self.d.add(sp, f"`{name}` is already defined (line {taken[name].line})", "names must be unique")
             elif name in ("input", "stem", "head"):
@@ -483,11 +482,12 @@ class Resolver:
                 taken[name] = sp
 
         seen_let = {}
-        for l in lets:
-            if l.name in seen_let:
+        for let in lets:
+            if let.name in seen_let:
                 continue
-            seen_let[l.name] = l
-        space_entries = {n: Entry(l.value, n, "space", None, "let", None, None, l.name_span) for n, l in seen_let.items()}
+            seen_let[let.name] = let
+        space_entries = {n: Entry(let.value, n, "space", None, "let", None, None, let.name_span)
+                         for n, let in seen_let.items()}
         space_fail = self.unknown_name(list(space_entries))
         space_env = self._group_with_unknowns(space_entries, lambda n: _MISSING, "parameters", space_fail)
 
@@ -560,16 +560,16 @@ class Resolver:
             return None
         entries = {"dim": Entry(dims_decl[0].value, f"{name}.dim", "stage", None, "dim", name, None, dims_decl[0].span)}
         seen = {}
-        for l in lets:
-            if l.name in seen:
-                self.d.add(l.name_span, f"`{l.name}` is already defined in stage {name} (line {seen[l.name].line})")
+        for let in lets:
+            if let.name in seen:
+                self.d.add(let.name_span, f"`{let.name}` is already defined in stage {name} (line {seen[let.name].line})")
                 continue
-            if l.name in space_names:
-                self.d.add(l.name_span, f"`{l.name}` hides the space-level parameter of the same name",
+            if let.name in space_names:
+                self.d.add(let.name_span, f"`{let.name}` hides the space-level parameter of the same name",
                            "choose another name")
                 continue
-            seen[l.name] = l.name_span
-            entries[l.name] = Entry(l.value, f"{name}.{l.name}", "stage", None, "let", name, None, l.name_span)
+            seen[let.name] = let.name_span
+            entries[let.name] = Entry(let.value, f"{name}.{let.name}", "stage", None, "let", name, None, let.name_span)
         fail = self.unknown_name(list(entries) + list(space_names))
         env = self._group_with_unknowns(entries, space_lookup, "parameters", fail)
         dim_expr = env.get("dim")

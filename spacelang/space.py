@@ -29,6 +29,7 @@ from .parser import parse, read_source
 from .resolve import Resolver
 from .syntax import SpaceFile
 from . import walk as W
+from .util.archkey import arch_json
 
 
 @attrs.frozen
@@ -326,7 +327,8 @@ class Space:
         return self._memo["cost_range"]
 
     def canonical_json(self, arch: Mapping[str, Any]) -> str:
-        return json.dumps(self.validate(arch), sort_keys=True)
+        """The validated arch's canonical JSON text (:func:`spacelang.util.archkey.arch_json`)."""
+        return arch_json(self.validate(arch))
 
 
 def _jsonable(v) -> bool:

@@ -63,8 +63,7 @@ def supernet_spec(space) -> NetSpec:
             stages[slot.stage][0] = layer(slot)
         else:
             stages[slot.stage][1].append(layer(slot))
-    specs = tuple(StageSpec(st.name, max(b.fields.dim if hasattr(b.fields, "dim") else b.fields["dim"]
-                                         for b in blocks), trans, tuple(blocks))
+    specs = tuple(StageSpec(st.name, max(b.fields.dim for b in blocks), trans, tuple(blocks))
                   for st, (trans, blocks) in zip(space.stages, stages))
     res_refs = refs(space.resolution)
     res = max(space.dim(p).hi for p in res_refs) if res_refs else evaluate(space.resolution, {})

@@ -1,5 +1,6 @@
 """Errors the compiler reports: archs outside the space (named by path, from ``space.validate``),
-inputs of the wrong shape (a ValueError naming the expected (C, H, W)), kinds not compiled yet."""
+inputs of the wrong shape (a ValueError naming the expected (C, H, W)), kinds and fields not
+compiled yet and supernets larger than memory (CompileError)."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,8 @@ import torch
 
 import spacelang as sl
 from spacelang.compiler import build_supernet
+from spacelang.compiler.supernet import check_fits_memory
+from spacelang.errors import CompileError
 
 SMALL = """
 space small
@@ -80,5 +83,26 @@ stage s1 {
 }
 head linear { pool avg }
 """)
-    with pytest.raises(NotImplementedError, match="kind '(conv|mbconv)'"):
+    with pytest.raises(CompileError, match="kind '(conv|mbconv)'.*compiled kinds: "):
+        build_supernet(space)
+
+
+ABSURD = SMALL.replace("heads 1..2  head_dim 8", "heads 999999999999999")
+
+
+def test_supernet_beyond_memory_is_refused_before_allocating():
+    with pytest.raises(CompileError, match=r"encoder\.0 \(transformer\).*heads 999,999,999,999,999"):
+        build_supernet(sl.loads(ABSURD))
+
+
+def test_memory_guard_compares_with_the_given_memory():
+    spec = sl.loads(SMALL).supernet_spec()
+    check_fits_memory(spec, memory=10**9)
+    with pytest.raises(CompileError, match=r"more than this machine's 0\.0 GiB.*encoder\.\d \(transformer\)"):
+        check_fits_memory(spec, memory=1000)
+
+
+def test_uncompiled_attention_splits_are_a_compile_error():
+    space = sl.loads(SMALL.replace("mlp_ratio {2, 4}", "mlp_ratio {2, 4}  splits 2").replace("pool cls", "pool avg"))
+    with pytest.raises(CompileError, match="splits 2"):
         build_supernet(space)

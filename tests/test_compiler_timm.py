@@ -12,6 +12,7 @@ import torch
 
 import spacelang as sl
 from spacelang.compiler import build_supernet, load_timm_weights
+from spacelang.errors import CompileError
 
 SPACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spaces")
 
@@ -49,7 +50,22 @@ def test_mismatched_model_is_refused():
     space = sl.load(os.path.join(SPACES, "deit-tiny.space"))
     net = build_supernet(space)
     model = timm.create_model("deit_small_patch16_224", pretrained=False)
-    with pytest.raises(ValueError, match="patch_embed.proj.weight"):
+    with pytest.raises(CompileError, match="patch_embed.proj.weight"):
         load_timm_weights(net, model)
-    with pytest.raises(TypeError):
+    with pytest.raises(CompileError, match="VisionTransformer or SwinTransformer"):
         load_timm_weights(net, torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(global_pool="avg"), "pool avg  class_token true"),        # the head's pooling
+    (dict(no_embed_class=True), "pos patches"),                      # the position embedding
+    (dict(init_values=1e-5), "layer_scale"),                         # layer scale in timm only
+    (dict(qkv_bias=False), "qkv_bias false"),                        # a bias in the supernet only
+])
+def test_mismatched_feature_is_refused_naming_the_field(kwargs, message):
+    """A timm ViT that differs from the space in one feature is refused with the field to write."""
+    net = build_supernet(sl.load(os.path.join(SPACES, "deit-tiny.space")))
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False, depth=12, **kwargs)
+    with pytest.raises(CompileError) as e:
+        load_timm_weights(net, model)
+    assert message in e.value.render()

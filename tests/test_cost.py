@@ -9,9 +9,8 @@
   modules with the structure their cost functions document;
 - the papers' numbers that docs/counting.md quotes.
 
-fvcore does not count ``aten::scaled_dot_product_attention`` by default; the convention counts
-the attention products (docs/counting.md), so :func:`fvcore_flops` registers a handle that counts
-it as its two matmuls.  The compiler's attention uses explicit matmuls and needs no handle.
+fvcore's counting (with its fused-attention handle) lives in ``fvcounting.py``, shared with the
+registry tests.
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import os
 import random
 import subprocess
 import sys
-from math import prod
 
 import pytest
 
@@ -29,32 +27,14 @@ from spacelang.cost import Cost, breakdown, cost, format_breakdown, netspec_cost
 from spacelang.kinds import Context
 
 from conftest import ROOT, SPACES
+from fvcounting import fvcore_flops, numel
 
 torch = pytest.importorskip("torch")
-fvcore_nn = pytest.importorskip("fvcore.nn")
+pytest.importorskip("fvcore.nn")
 nn = torch.nn
 
 
 # --------------------------------------------------------------------------- helpers
-def _sdpa_flops(inputs, outputs):
-    """``q @ kᵀ`` and ``attn @ v`` of ``scaled_dot_product_attention``, as fvcore counts matmuls."""
-    q, k, v = (i.type().sizes() for i in inputs[:3])
-    return prod(q) * k[-2] + prod(q[:-1]) * k[-2] * v[-1]
-
-
-def fvcore_flops(model, x, sdpa: bool = True) -> int:
-    fa = fvcore_nn.FlopCountAnalysis(model, x)
-    if sdpa:
-        fa.set_op_handle("aten::scaled_dot_product_attention", _sdpa_flops)
-    fa.unsupported_ops_warnings(False)
-    fa.uncalled_modules_warnings(False)
-    return int(fa.total())
-
-
-def numel(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _build_supernet():
     try:
         from spacelang.compiler import build_supernet
@@ -66,8 +46,8 @@ def _build_supernet():
     return build_supernet
 
 
-def layer(kind: str, fields: dict, **ctx) -> dict:
-    """The normalised fields of one layer (defaults filled by the kind)."""
+def layer(kind: str, fields: dict, **ctx):
+    """The normalised layer (the kind's typed class), defaults filled by the kind."""
     k = kinds.get(kind)
     full = {n: f.default for n, f in k.fields.items() if not f.required}
     full.update(fields)
@@ -256,22 +236,22 @@ def _mbconv_ref(f):
     from spacelang.kinds.mbconv import se_width
 
     mods = []
-    if f["hidden"] != f["in_dim"]:
-        mods += [nn.Conv2d(f["in_dim"], f["hidden"], 1, bias=False), *_bn_act(f["hidden"])]
-    k = f["kernel"]
-    mods += [nn.Conv2d(f["hidden"], f["hidden"], k, f["stride"], k // 2, groups=f["hidden"], bias=False),
-             *_bn_act(f["hidden"])]
-    if f["se"]:
-        mods.append(_SE(f["hidden"], se_width(f["hidden"])))
-    mods += [nn.Conv2d(f["hidden"], f["dim"], 1, bias=False), nn.BatchNorm2d(f["dim"])]
+    if f.hidden != f.in_dim:
+        mods += [nn.Conv2d(f.in_dim, f.hidden, 1, bias=False), *_bn_act(f.hidden)]
+    k = f.kernel
+    mods += [nn.Conv2d(f.hidden, f.hidden, k, f.stride, k // 2, groups=f.hidden, bias=False),
+             *_bn_act(f.hidden)]
+    if f.se:
+        mods.append(_SE(f.hidden, se_width(f.hidden)))
+    mods += [nn.Conv2d(f.hidden, f.dim, 1, bias=False), nn.BatchNorm2d(f.dim)]
     return nn.Sequential(*mods)
 
 
 class _MBPool(nn.Module):
     def __init__(self, f):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(f["in_dim"], f["width"], 1, bias=False), *_bn_act(f["width"]))
-        self.fc = nn.Linear(f["width"], f["classes"])
+        self.conv = nn.Sequential(nn.Conv2d(f.in_dim, f.width, 1, bias=False), *_bn_act(f.width))
+        self.fc = nn.Linear(f.width, f.classes)
 
     def forward(self, x):
         return self.fc(self.conv(x).mean((2, 3)))
@@ -279,8 +259,8 @@ class _MBPool(nn.Module):
 
 CONV_CASES = [
     ("conv", dict(kernel=3, stride=2, width=16), lambda f: nn.Sequential(
-        nn.Conv2d(f["in_dim"], f["dim"], f["kernel"], f["stride"], f["kernel"] // 2, bias=False),
-        *_bn_act(f["dim"]))),
+        nn.Conv2d(f.in_dim, f.dim, f.kernel, f.stride, f.kernel // 2, bias=False),
+        *_bn_act(f.dim))),
     ("mbconv", dict(kernel=5, expand=4, se=True, stride=2), _mbconv_ref),
     ("mbconv", dict(kernel=3, expand=1, se=False, stride=1), _mbconv_ref),
     ("mbconv", dict(kernel=3, expand=6, se=True, stride=1), _mbconv_ref),
@@ -292,7 +272,7 @@ CONV_CASES = [
 def test_conv_kinds_against_documented_structure(kind, fields, ref):
     f = layer(kind, fields, in_dim=16, dim=24, in_size=14, classes=10)
     model = ref(f).eval()
-    x = torch.zeros(1, f["in_dim"], f["in_size"], f["in_size"])
+    x = torch.zeros(1, f.in_dim, f.in_size, f.in_size)
     params, flops = kinds.get(kind).cost(f)
     assert params == numel(model)
     assert flops == fvcore_flops(model, x)

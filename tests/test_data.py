@@ -6,6 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from spacelang.compiler.data import load_data  # noqa: E402
+from spacelang.errors import DataError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +53,27 @@ def test_synthetic():
 
 
 def test_unknown_dataset():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="unknown dataset"):
         load_data("no/such/folder", (1, 8, 8), 10)
 
 
-def _image_folder(root, classes=("cat", "dog"), per_class=6, size=20):
+def test_fewer_classes_than_the_head_warns_more_is_an_error():
+    said = []
+    load_data("digits", (1, 8, 8), 12, warn=said.append)
+    assert said and "10 classes" in said[0] and "12" in said[0] and "2 outputs are never trained" in said[0]
+    said.clear()
+    load_data("digits", (1, 8, 8), 10, warn=said.append)
+    assert not said
+    with pytest.raises(DataError, match="10 classes but the space's head has 5"):
+        load_data("digits", (1, 8, 8), 5)
+
+
+def _image_folder(root, classes=("cat", "dog"), per_class=6, size=20, val_classes=None):
     from PIL import Image
     import numpy as np
     rng = np.random.default_rng(0)
     for split, n in (("train", per_class), ("val", 2)):
-        for ci, c in enumerate(classes):
+        for ci, c in enumerate(classes if split == "train" or val_classes is None else val_classes):
             d = root / split / c
             d.mkdir(parents=True)
             for i in range(n):
@@ -95,5 +107,44 @@ def test_image_folder_search_subfolder(tmp_path):
 
 def test_image_folder_needs_train_and_val(tmp_path):
     (tmp_path / "x" / "train" / "a").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="val/"):
+    with pytest.raises(DataError, match="val/"):
         load_data(str(tmp_path / "x"), (3, 16, 16), 10)
+
+
+def test_image_folder_with_empty_train_is_a_data_error(tmp_path):
+    (tmp_path / "x" / "train").mkdir(parents=True)
+    (tmp_path / "x" / "val" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="train/ holds no images") as e:
+        load_data(str(tmp_path / "x"), (3, 16, 16), 10)
+    assert e.value.render().startswith(str(tmp_path / "x") + ": error:")
+
+
+def test_image_folder_class_index_comes_from_train(tmp_path):
+    # val/ lacks "bird": its "cat" and "dog" keep train's indices 1 and 2 (not 0 and 1)
+    root = _image_folder(tmp_path / "imgs", classes=("bird", "cat", "dog"), val_classes=("cat", "dog"))
+    said = []
+    d = load_data(root, (3, 16, 16), 3, warn=said.append)
+    assert d.num_classes == 3 and d.info["classes"] == ["bird", "cat", "dog"] and not said
+    labels = sorted(int(y) for _, y in d.eval_loader("test", 8).dataset)
+    assert labels == [1, 1, 2, 2]
+
+
+def test_image_folder_refuses_a_class_train_lacks(tmp_path):
+    root = _image_folder(tmp_path / "imgs", classes=("a", "b"), val_classes=("a", "c"))
+    with pytest.raises(DataError, match=r"val/ has 1 class\(es\) that train/ lacks: c"):
+        load_data(root, (3, 16, 16), 10)
+
+
+def test_train_on_an_empty_image_folder_is_one_line(tmp_path, capsys):
+    from spacelang.cli import main
+    (tmp_path / "x" / "train").mkdir(parents=True)
+    (tmp_path / "x" / "val" / "a").mkdir(parents=True)
+    space = tmp_path / "s.space"
+    space.write_text("space s\ninput image 8 channels 3\nclasses 4\nstem patch_embed { patch 2 }\n"
+                     "stage s1 { dim 8  block transformer { heads 1  head_dim 4  mlp_ratio 1 } }\n"
+                     "head linear { pool avg }\n")
+    code = main(["train", str(space), "--data", str(tmp_path / "x"), "-o", str(tmp_path / "run"), "--epochs", "1",
+                 "--no-progress", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "train/ holds no images" in err and "Traceback" not in err
+    assert len([ln for ln in err.splitlines() if "error" in ln]) == 1

@@ -7,6 +7,7 @@ import statistics
 import pytest
 
 import spacelang as sl
+from spacelang.errors import SearchError
 from spacelang.cost import cost as exact_cost
 from spacelang.search import Bounds, EvolutionConfig, crossover, mutate, random_search, run_evolution
 from spacelang.search.evolution import PRESETS, autoformer, dim_class, s3, vit_resnas
@@ -204,7 +205,7 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, kill_at):
     assert json.load(open(path))["done"]
     # a finished state gives its result back without evaluating again
     assert run_evolution(space, lambda a: 1 / 0, cfg, seed=3, bounds=band, state_path=path).history == full.history
-    with pytest.raises(ValueError, match="different search"):
+    with pytest.raises(SearchError, match="different search"):
         run_evolution(space, ev, cfg, seed=4, bounds=band, state_path=path)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 

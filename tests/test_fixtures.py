@@ -1,6 +1,10 @@
 """Golden fixtures: valid spaces are canonical (format to themselves) and load; each invalid
-space reports exactly the diagnostics in its ``.expected`` file (the rendered first lines,
-``file:line:col: error: message``, with the path as the test passes it)."""
+space reports exactly the diagnostics in its ``.expected`` file: the whole rendered output as the
+CLI prints it (``file:line:col: error: message``, the source line, the caret line, the hint
+line), with the path as the test passes it.
+
+To regenerate an expected file after a deliberate change of a message, write
+``SpaceError.render()`` of the fixture plus a newline, and review the difference by eye."""
 import glob
 import os
 
@@ -43,12 +47,11 @@ def test_invalid_fixture_reports_expected(path, monkeypatch):
     rel = _rel(path)
     expected_file = path[: -len(".space")] + ".expected"
     assert os.path.exists(expected_file), f"{rel} has no .expected file"
-    expected = [ln for ln in open(expected_file, encoding="utf-8").read().splitlines() if ln.strip()]
-    assert expected, f"{expected_file} is empty"
+    expected = open(expected_file, encoding="utf-8").read()
+    assert expected.strip(), f"{expected_file} is empty"
     with pytest.raises(sl.SpaceError) as info:
         sl.load(rel)
-    got = [d.render().splitlines()[0] for d in info.value.diagnostics]
-    assert got[: len(expected)] == expected
+    assert info.value.render() + "\n" == expected
 
 
 def test_expected_files_all_have_a_space():

@@ -1,6 +1,5 @@
 """Hostile input: every case gives one clean diagnostic naming the file, exit 2, no traceback,
 quickly — through the real command line (``python -m spacelang check``)."""
-import os
 import subprocess
 import sys
 import time

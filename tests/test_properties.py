@@ -50,8 +50,8 @@ def value(draw):
         lits = draw(st.lists(st.one_of(numbers, names, st.sampled_from(["true", "false"]),
                                        ints.map(lambda s: "- " + s)), min_size=1, max_size=4))
         out = ["{"]
-        for i, l in enumerate(lits):
-            out += ([","] if i else []) + l.split()
+        for i, lit in enumerate(lits):
+            out += ([","] if i else []) + lit.split()
         out += [","] if draw(st.booleans()) else []
         out += ["}"]
         if draw(st.booleans()):

@@ -335,8 +335,8 @@ def test_digits_s3_example_evolves_and_checks():
     assert all(u.new for u in ev.updates)
     diff = changed_lines(space.source, ev.text)
     assert [a.split()[0] for a, _ in diff] == ["mlp_ratio", "dim"]
-    old_comments = [l[l.index("#"):] for l in space.source.splitlines() if "#" in l]
-    new_comments = [l[l.index("#"):] for l in ev.text.splitlines() if "#" in l]
+    old_comments = [line[line.index("#"):] for line in space.source.splitlines() if "#" in line]
+    new_comments = [line[line.index("#"):] for line in ev.text.splitlines() if "#" in line]
     assert old_comments == new_comments
     sl.loads(ev.text)
 
@@ -392,7 +392,7 @@ def test_loop_with_a_synthetic_trainer(tmp_path, tiny):
     assert (tmp_path / "iter0" / "report" / "report.md").exists()
     assert (tmp_path / "iter0" / "space.space").read_text() == TINY
     assert all("s1.*.mlp_ratio" in {u.sub.name for u in e.changed} for e in res.evolutions)
-    rows = [json.loads(l) for l in (tmp_path / "iter1" / "results.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "iter1" / "results.jsonl").read_text().splitlines()]
     assert {"arch", "error", "accuracy", "params", "flops"} <= set(rows[0])
     # rerun: every iteration is reused, nothing is trained again
     trained.clear()
@@ -447,7 +447,42 @@ head linear { pool avg }
                  "--batch-size", "16", "--no-final-eval", "--no-plots", "-q", "-o", str(out)]) == 0
     assert (out / "iter0" / "space.space").read_text() == src.read_text()
     assert (out / "iter0" / "supernet").is_dir()
-    rows = [json.loads(l) for l in (out / "iter0" / "results.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "iter0" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(0 <= r["error"] <= 100 for r in rows)
     sl.load(str(out / "iter1" / "space.space"))
     assert (out / "iter0" / "report" / "report.json").exists() and (out / "summary.md").exists()
+
+
+def test_cli_from_results_reports_every_bad_row_by_line(tmp_path, capsys):
+    path = os.path.join(EXAMPLES, "digits-s3.space")
+    arch = sl.load(path).min_arch()
+    res = tmp_path / "results.jsonl"
+    res.write_text("\n".join([
+        json.dumps({"arch": arch, "error": 10.0}),     # 1: good
+        json.dumps({"arch": arch, "error": float("nan")}),  # 2: NaN (json writes NaN)
+        json.dumps({"arch": arch, "error": -3}),       # 3: negative
+        json.dumps({"arch": arch, "error": "12%"}),    # 4: a string
+        "[1, 2, 3]",                                   # 5: not an object
+        "{not json",                                   # 6: not JSON
+        json.dumps({"arch": arch}),                    # 7: no error
+    ]) + "\n")
+    assert main(["evolve", path, "--from-results", str(res), "-o", str(tmp_path / "new.space")]) == 2
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith(f"{res}: error: 6 bad rows: line 2:")
+    for n, why in [(2, "not a finite number"), (3, "outside 0..100"), (4, "not a number"), (5, "not a JSON object"),
+                   (6, "not JSON"), (7, "no `error` or `accuracy`")]:
+        assert f"line {n}: " in first and why in first, why
+    assert "line 1:" not in first and "Traceback" not in err
+
+
+def test_cli_from_results_into_an_existing_folder_is_one_clean_error(tmp_path, capsys):
+    path = os.path.join(EXAMPLES, "digits-s3.space")
+    res = tmp_path / "results.jsonl"
+    res.write_text(json.dumps({"arch": sl.load(path).min_arch(), "error": 10.0}) + "\n")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert main(["evolve", path, "--from-results", str(res), "-o", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a folder" in err
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f] and os.listdir(folder) == []

@@ -133,7 +133,7 @@ def test_compile_json_and_search_on_compiled_checkpoint(tmp_path, capsys):
 
 
 def test_export_roundtrip(trained, tmp_path):
-    from spacelang.compiler.commands.export import load_subnet
+    from spacelang.compiler import load_subnet
     from spacelang.compiler.train import load_supernet
     _, run = trained
     space, net, _ = load_supernet(run)
@@ -162,3 +162,21 @@ def test_search_refuses_results_of_another_supernet(trained, tmp_path, capsys):
     assert main(["compile", space, "-o", other, "--seed", "1"]) == 0
     assert main(["search", other, "-o", out, "--data", "synthetic", "--strategy", "random", "--num", "3"]) == 2
     assert "another supernet" in capsys.readouterr().err
+
+
+def test_state_of_another_search_is_a_clean_error_and_other_value_errors_are_not_masked(trained, tmp_path,
+                                                                                        capsys, monkeypatch):
+    import spacelang.compiler.evaluate as ev
+    _, run = trained
+    out = str(tmp_path / "s")
+    assert main(["search", run, "-o", out, "--strategy", "random", "--num", "3", "--no-plot"]) == 0
+    capsys.readouterr()
+    assert main(["search", run, "-o", out, "--strategy", "random", "--num", "3", "--no-plot", "--seed", "1"]) == 2
+    assert "different search" in capsys.readouterr().err
+
+    def broken(*a, **kw):
+        raise ValueError("a bug, not a user's mistake")
+
+    monkeypatch.setattr(ev, "evaluate", broken)
+    with pytest.raises(ValueError, match="a bug"):  # not reported as "a state file of another search"
+        main(["search", run, "-o", str(tmp_path / "t"), "--strategy", "random", "--num", "3", "--no-plot"])

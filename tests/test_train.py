@@ -69,9 +69,14 @@ def test_checkpoint_is_safetensors_and_json(tiny, tmp_path):
     run = str(tmp_path / "run")
     train(sl.load(tiny), _cfg(epochs=1), run, progress=False)
     d = os.path.join(run, "checkpoint")
-    assert sorted(os.listdir(d)) == ["optimizer.safetensors", "space.space", "state.json", "weights.safetensors"]
+    assert sorted(os.listdir(d)) == ["log.csv", "optimizer.safetensors", "space.space", "state.json",
+                                     "weights.safetensors"]
     with open(os.path.join(d, "state.json")) as f:
         state = json.load(f)  # plain JSON, no pickle anywhere
+    import hashlib
+    assert set(state["files"]) == set(os.listdir(d)) - {"state.json"}
+    for name, digest in state["files"].items():  # every file's sha256 is recorded
+        assert hashlib.sha256(open(os.path.join(d, name), "rb").read()).hexdigest() == digest
     assert state["epoch"] == 1 and state["step"] == 4
     assert isinstance(state["rng"]["torch"], list) and all(isinstance(v, int) for v in state["rng"]["torch"][:16])
     assert state["sampler"]["kind"] == "uniform"
@@ -100,7 +105,8 @@ def test_checkpoint_of_another_weight_layout_is_refused(tiny, tmp_path):
     state["weight_layout"] = WEIGHT_LAYOUT + 1  # as if written by a build whose ops store weights differently
     with open(path, "w") as f:
         json.dump(state, f)
-    with pytest.raises(ValueError, match="weight layout"):
+    from spacelang.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="weight layout"):
         ckpt.load(run)
 
 
@@ -224,3 +230,16 @@ def test_evaluate_recalibrates_batchnorm_without_touching_rng():
     once = bn.running_mean.clone()
     evaluate(net, archs[1:], data.eval_loader("val"), bn_batches=batches)
     assert torch.allclose(once, bn.running_mean)
+
+
+def test_bn_batches_are_chosen_once_for_every_evaluator():
+    """search, evolve and eval share one helper: the first batches of epoch 0 under the run's settings."""
+    from spacelang.compiler import build_supernet
+    from spacelang.compiler.bn import BN_BATCHES, bn_batches
+    from spacelang.compiler.data import load_data
+    data = load_data("synthetic", (1, 8, 8), 4)
+    assert bn_batches(build_supernet(sl.loads(TINY)), data, {"batch_size": 16}) is None  # LayerNorm only
+    space = sl.loads(TINY.replace("stem patch_embed { patch 2 }", "stem conv_stem { width {4, 8}  patch 2 }"))
+    got = bn_batches(build_supernet(space), data, {"batch_size": 8, "seed": 3})
+    want = list(data.train_loader(8, 3, 0))[:BN_BATCHES]
+    assert len(got) == BN_BATCHES and all(torch.equal(a[0], b[0]) for a, b in zip(got, want))

@@ -10,70 +10,44 @@ HELP = "compile a space into its weight-entangled supernet; print a summary, opt
 
 
 def add_arguments(p) -> None:
-    from .common import add_threads
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("-o", "--output", metavar="DIR", help="write an initialised checkpoint directory")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0, as train)")
+    from spacelang.commands.options import add_threads, seed
+    p.add_argument("file", metavar="FILE", help="the .space file to compile")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="write an initialised checkpoint directory (default: write nothing)")
+    p.add_argument("--seed", type=seed, default=0, help="initialisation seed (default 0, as train)")
     p.add_argument("--force", action="store_true", help="overwrite a trained checkpoint in DIR")
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     add_threads(p)
 
 
-def summary(space, net) -> dict:
-    """Space size, supernet parameters, params/FLOPs ranges and per-stage shapes, as plain data."""
-    lo, hi = space.cost_range()
-    small, big = space.resolve(space.min_arch()), space.resolve(space.max_arch())
-    stages = []
-    for s_min, s_max in zip(small.stages, big.stages):
-        blocks = s_max.blocks or s_min.blocks
-        first = s_max.transition or (blocks[0] if blocks else None)
-        out = blocks[-1] if blocks else s_max.transition
-        stages.append({
-            "name": s_max.name,
-            "transition": s_max.transition.kind if s_max.transition else None,
-            "in_size": first["in_size"] if first is not None else None,
-            "size": out["size"] if out is not None else None,
-            "dim": [s_min.dim, s_max.dim],
-            "depth": [len(s_min.blocks), len(s_max.blocks)],
-            "kinds": sorted({b.kind for b in blocks}),
-        })
-    return {
-        "space": space.name,
-        "subnets": space.size(),
-        "dimensions": len(space.dims),
-        "input": list(space.input_shape(space.max_arch())),
-        "classes": space.classes,
-        "supernet_params": sum(p.numel() for p in net.parameters()),
-        "params": {"min": lo.params, "max": hi.params},
-        "flops": {"min": lo.flops, "max": hi.flops},
-        "stages": stages,
-    }
-
-
 def run(args) -> int:
     from spacelang.commands.common import human, load_or_report, print_json
-    from .common import error, set_threads, trained_checkpoint
+    from spacelang.errors import SpacelangError
+    from .common import error, report, set_threads, trained_checkpoint
 
     space = load_or_report(args.file, quiet_warnings=args.json)
     if space is None:
         return 2
     set_threads(args.threads)
     from .. import checkpoint as ckpt
+    from ..runlock import RunLock
+    from ..summary import summary
     from ..supernet import build_supernet
-    from ..train import _seed_everything
-    busy = trained_checkpoint(args.output) if args.output and not args.force else None
-    if busy:
-        return error(busy + "; pass --force to overwrite it")
-    _seed_everything(args.seed)
+    from ..train import seed_everything
     try:
+        busy = trained_checkpoint(args.output) if args.output and not args.force else None
+        if busy:
+            return error(busy + "; pass --force to overwrite it")
+        seed_everything(args.seed)
         net = build_supernet(space)
-    except NotImplementedError as e:
-        return error(f"{args.file}: {e}")
-    info = summary(space, net)
-    if args.output:
-        state = {"epoch": 0, "step": 0, "config": None, "rng": ckpt.rng_state(), "sampler": None,
-                 "metrics": {}, "space_name": space.name, "init_seed": args.seed}
-        info["checkpoint"] = ckpt.save(args.output, net, space.source, state)
+        info = summary(space, net)
+        if args.output:
+            state = {"epoch": 0, "step": 0, "config": None, "rng": ckpt.rng_state(), "sampler": None,
+                     "metrics": {}, "space_name": space.name, "init_seed": args.seed}
+            with RunLock(args.output):
+                info["checkpoint"] = ckpt.save(args.output, net, space.source, state)
+    except SpacelangError as e:
+        return report(e)
     if args.json:
         print_json(info)
         return 0

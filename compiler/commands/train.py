@@ -18,56 +18,79 @@ _CONFIG_FLAGS = ("data", "epochs", "batch_size", "sampler", "sandwich_k", "lr", 
 
 
 def add_arguments(p) -> None:
-    from .common import add_threads
-    p.add_argument("file", metavar="FILE")
+    from spacelang.commands.options import (add_threads, count, device, nonnegative, positive, positive_int,
+                                            seed, unit_interval)
+    p.add_argument("file", metavar="FILE", help="the .space file whose supernet is trained")
     p.add_argument("--data", default=None, metavar="digits|synthetic|PATH",
                    help="dataset: scikit-learn digits, synthetic, or an ImageFolder with train/ and val/ "
                         "(default digits)")
     p.add_argument("-o", "--output", required=True, metavar="RUNDIR", help="run directory (checkpoint, log.csv)")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs (default 100; 300 for image folders)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; 128 for image folders)")
+    # defaults depend on the dataset (TrainConfig.for_data); the help says what each dataset gets
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="total epochs (default: 100; 300 for an ImageFolder)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="batch size (default: 32 for digits, 64 for synthetic, 128 for an ImageFolder)")
     p.add_argument("--sampler", choices=("uniform", "sandwich"), default=None,
-                   help="uniform: one subnet per step (AutoFormer); sandwich: max, min and k random (S3)")
-    p.add_argument("--sandwich-k", type=int, default=None, metavar="K", help="random subnets per sandwich step (2)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (1e-3)")
-    p.add_argument("--min-lr", type=float, default=None, help="final learning rate of the cosine (1e-5)")
-    p.add_argument("--warmup-epochs", type=float, default=None, help="linear warm-up epochs (5)")
-    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (0.05)")
-    p.add_argument("--label-smoothing", type=float, default=None, help="(0.1)")
-    p.add_argument("--drop-path", type=float, default=None, help="stochastic depth of the last block (0.1)")
-    p.add_argument("--mixup", type=float, default=None, help="mixup alpha (0 for digits, 0.8 for image folders)")
-    p.add_argument("--cutmix", type=float, default=None, help="cutmix alpha (0 for digits, 1.0 for image folders)")
-    p.add_argument("--shift", type=int, default=None, help="random translation in pixels (2 for digits)")
-    p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm (off)")
-    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, data order and sampling (0)")
-    p.add_argument("--workers", type=int, default=None, help="data-loading processes for image folders (0)")
+                   help="uniform: one subnet per step (AutoFormer); sandwich: max, min and k random (S3) "
+                        "(default uniform)")
+    p.add_argument("--sandwich-k", type=count, default=None, metavar="K",
+                   help="random subnets per sandwich step (default 2)")
+    p.add_argument("--lr", type=positive, default=None,
+                   help="peak learning rate (default: 2e-3 for digits, 1e-3 otherwise)")
+    p.add_argument("--min-lr", type=nonnegative, default=None,
+                   help="final learning rate of the cosine (default 1e-5)")
+    p.add_argument("--warmup-epochs", type=nonnegative, default=None,
+                   help="linear warm-up epochs (default: 5 of 100 epochs, 20 of 300 for an ImageFolder; "
+                        "with --epochs, scaled to keep that share of the run)")
+    p.add_argument("--weight-decay", type=nonnegative, default=None, help="AdamW weight decay (default 0.05)")
+    p.add_argument("--label-smoothing", type=unit_interval, default=None,
+                   help="label smoothing of the cross-entropy, in [0, 1) (default 0.1)")
+    p.add_argument("--drop-path", type=unit_interval, default=None,
+                   help="stochastic depth of the last block, in [0, 1) (default 0.1)")
+    p.add_argument("--mixup", type=nonnegative, default=None,
+                   help="mixup alpha (default: 0.8 for an ImageFolder, 0 otherwise)")
+    p.add_argument("--cutmix", type=nonnegative, default=None,
+                   help="cutmix alpha (default: 1.0 for an ImageFolder, 0 otherwise)")
+    p.add_argument("--shift", type=count, default=None,
+                   help="random translation in pixels (default: 2 for digits, 0 otherwise)")
+    p.add_argument("--clip-grad", type=positive, default=None, help="clip the gradient norm (default off)")
+    p.add_argument("--seed", type=seed, default=None,
+                   help="seed of initialisation, data order and sampling (default 0)")
+    p.add_argument("--workers", type=count, default=None,
+                   help="data-loading processes for image folders (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from RUNDIR/checkpoint")
     p.add_argument("--force", action="store_true", help="start afresh even if RUNDIR holds a trained checkpoint")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop this invocation after N epochs (a later --resume continues the same run)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default cpu)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
+                   help="stop this invocation after N epochs (a later --resume continues the same run; "
+                        "default: run to the end)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: one line per epoch only")
     add_threads(p)
 
 
 def run(args) -> int:
     from spacelang.commands.common import load_or_report
-    from .common import error, set_threads, trained_checkpoint
+    from spacelang.errors import SpacelangError
+    from .common import error, report, set_threads, trained_checkpoint
 
     space = load_or_report(args.file)
     if space is None:
         return 2
     set_threads(args.threads)
     from .. import checkpoint as ckpt
+    from ..search_run import resolve_data
     from ..train import TrainConfig, train
 
     given = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
+    if "data" in given:
+        given["data"] = resolve_data(given["data"])  # stored absolute: the run is searchable from anywhere
     stored = None
     if args.resume and ckpt.checkpoint_dir(args.output) is not None:
         try:
-            stored = ckpt.load(args.output).state.get("config")
-        except (ValueError, OSError) as e:
-            return error(str(e))
+            stored = ckpt.load(args.output, optimizer=False).state.get("config")
+        except SpacelangError as e:
+            return report(e)
     elif args.resume:
         print(f"spacelang: note: {args.output} has no checkpoint yet; starting a new run", file=sys.stderr)
     elif not args.force and (busy := trained_checkpoint(args.output)):
@@ -85,16 +108,15 @@ def run(args) -> int:
                 cfg.epochs = given["epochs"]
         else:
             cfg = TrainConfig.for_data(given.pop("data", "digits"), **given)
-    except (ValueError, TypeError) as e:
-        return error(str(e))
+    except SpacelangError as e:
+        return report(e)
     try:
         res = train(space, cfg, args.output, resume=args.resume, progress=not args.no_progress,
                     stop_after=args.stop_after, device=args.device)
-    except FileNotFoundError as e:
-        return error(str(e))
-    except ValueError as e:
-        return error(str(e))
+    except SpacelangError as e:
+        return report(e)
     if res.val_acc_max is not None:
         print(f"{args.output}: epoch {res.epoch}/{cfg.epochs}, step {res.step}; search-val accuracy "
-              f"max subnet {res.val_acc_max:.2f}%, min subnet {res.val_acc_min:.2f}% ({res.seconds:.0f} s)")
+              f"max subnet {res.val_acc_max:.2f}%, min subnet {res.val_acc_min:.2f}% ({res.seconds:.0f} s); "
+              f"trained on {cfg.data}")
     return 0

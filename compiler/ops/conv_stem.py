@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from spacelang.errors import CompileError
+
 from . import functional as Fn
 from .elastic import ElasticBatchNorm2d, ElasticConv2d
 from .embed import ElasticTokens, TokenHead, add_tokens
@@ -19,38 +21,38 @@ from .registry import register
 class ConvStemOp(ElasticTokens, nn.Module):
     """The tokenizer at its largest widths (``width`` of the 3×3 convs and the output ``dim``)."""
 
-    def __init__(self, layer, drop_path: float = 0.0):
+    def __init__(self, layer):
         super().__init__()
         f = layer.fields
-        w = f["width"]
-        self.max_size, self.patch = f["size"], f["patch"]
-        self.conv1 = ElasticConv2d(f["in_dim"], w, 3, 2, 1, bias=False)
+        w = f.width
+        self.max_size, self.patch = f.size, f.patch
+        self.conv1 = ElasticConv2d(f.in_dim, w, 3, 2, 1, bias=False)
         self.bn1 = ElasticBatchNorm2d(w)
         self.conv2 = ElasticConv2d(w, w, 3, 1, 1, bias=False)
         self.bn2 = ElasticBatchNorm2d(w)
         self.conv3 = ElasticConv2d(w, w, 3, 1, 1, bias=False)
         self.bn3 = ElasticBatchNorm2d(w)
-        self.proj = ElasticConv2d(w, f["dim"], f["patch"], f["patch"], 0)
+        self.proj = ElasticConv2d(w, f.dim, f.patch, f.patch, 0)
         self._init_tokens(f)
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        if f["patch"] != self.patch:
-            raise NotImplementedError(f"conv_stem: an elastic patch is not compiled (supernet {self.patch}, arch {f['patch']})")
-        w = f["width"]
+        if f.patch != self.patch:
+            raise CompileError(f"conv_stem: an elastic patch is not compiled (supernet {self.patch}, arch {f.patch})")
+        w = f.width
         a = torch.relu(self.bn1(self.conv1(x, w)))
         y = torch.relu(self.bn2(self.conv2(a, w)))
         y = torch.relu(self.bn3(self.conv3(y, w))) + a
-        return add_tokens(Fn.map_to_tokens(self.proj(y, f["dim"])), *self._tokens(f))
+        return add_tokens(Fn.map_to_tokens(self.proj(y, f.dim)), *self._tokens(f))
 
     def extract(self, layer) -> "ConvStem":
         f = layer.fields
-        w = f["width"]
+        w = f.width
         return ConvStem(
-            nn.Sequential(self.conv1.extract(f["in_dim"], w), self.bn1.extract(w), nn.ReLU()),
+            nn.Sequential(self.conv1.extract(f.in_dim, w), self.bn1.extract(w), nn.ReLU()),
             nn.Sequential(self.conv2.extract(w, w), self.bn2.extract(w), nn.ReLU(),
                           self.conv3.extract(w, w), self.bn3.extract(w), nn.ReLU()),
-            self.proj.extract(w, f["dim"]), TokenHead(*self._tokens(f)))
+            self.proj.extract(w, f.dim), TokenHead(*self._tokens(f)))
 
 
 class ConvStem(nn.Module):

@@ -22,7 +22,13 @@ def pos_embed_for(pos: torch.Tensor, dim: int, size: int, max_size: int, prefix:
 
 
 def add_tokens(x: torch.Tensor, cls_token: torch.Tensor | None, pos: torch.Tensor | None) -> torch.Tensor:
-    """Prepend the class token ``(1, 1, C)`` (if any), then add the position embedding (if any)."""
+    """Prepend the class token ``(1, 1, C)`` (if any) and add the position embedding (if any).
+
+    A position embedding with a row for every token (the class token's first) is added after the
+    class token is prepended (ViT/DeiT); one with rows for the patch tokens only (``pos patches``,
+    timm's ``no_embed_class``) is added to the patch tokens before."""
+    if pos is not None and pos.shape[1] == x.shape[1]:
+        x, pos = x + pos, None
     if cls_token is not None:
         x = torch.cat([cls_token.expand(x.shape[0], -1, -1), x], dim=1)
     if pos is not None:
@@ -47,12 +53,20 @@ class ElasticTokens:
     width and map, and the leading slices (resampled to the arch's map) that an arch uses."""
 
     def _init_tokens(self, f) -> None:
-        self.max_size = f["size"]
-        self.cls_token = new_param(1, 1, f["dim"]) if f["cls"] else None
-        self.pos_embed = new_param(1, f["size"] ** 2 + int(f["cls"]), f["dim"]) if f["pos"] == "abs" else None
+        self.max_size = f.size
+        self.cls_token = new_param(1, 1, f.dim) if f.cls else None
+        rows = {"abs": f.size ** 2 + int(f.cls), "patches": f.size ** 2}.get(f.pos)
+        self.pos_embed = new_param(1, rows, f.dim) if rows else None
 
     def _tokens(self, f):
-        dim = f["dim"]
-        cls = lead(self.cls_token, 1, 1, dim) if f["cls"] else None
-        pos = pos_embed_for(self.pos_embed, dim, f["size"], self.max_size, int(f["cls"])) if f["pos"] == "abs" else None
+        dim = f.dim
+        cls = lead(self.cls_token, 1, 1, dim) if f.cls else None
+        pos = None
+        if f.pos == "abs":
+            table = self.pos_embed
+            if self.cls_token is not None and not f.cls:  # an elastic head pooling (`pool {cls, avg}`)
+                table = table[:, 1:]  # the arch has no class token: drop its row
+            pos = pos_embed_for(table, dim, f.size, self.max_size, int(f.cls))
+        elif f.pos == "patches":  # no row for the class token
+            pos = pos_embed_for(self.pos_embed, dim, f.size, self.max_size, 0)
         return cls, pos

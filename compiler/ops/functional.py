@@ -2,14 +2,30 @@
 
 Both run exactly this code, so an extracted subnet computes what the supernet computes, op for op.
 Tokens are ``(B, N, C)`` tensors, row-major over the ``size``×``size`` map, with the class token
-first when there is one.  Index tables are constants cached per (shape, device).
+first when there is one.  Index tables and masks are constants cached per (shape, device).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import functools
 
 import torch
 import torch.nn.functional as F
+
+
+def constant(fn):
+    """Cache ``fn``'s tensors per arguments (``lru_cache``), always built as ordinary tensors.
+
+    A table first built under ``torch.inference_mode()`` would be an inference tensor, and every
+    later training forward that reads it from the cache would fail ("Inference tensors cannot be
+    saved for backward"); so the body runs with inference mode off."""
+
+    @functools.lru_cache(maxsize=256)
+    @functools.wraps(fn)
+    def cached(*args, **kwargs):
+        with torch.inference_mode(False):
+            return fn(*args, **kwargs)
+
+    return cached
 
 
 # ---------------------------------------------------------------- tokens <-> maps
@@ -73,7 +89,7 @@ def windowed(x: torch.Tensor, size: int, window: int, shift: int, fn) -> torch.T
     return out.reshape(b, n, c)
 
 
-@lru_cache(maxsize=256)
+@constant
 def shift_mask(size: int, window: int, shift: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Swin's mask for shifted windows: tokens from different regions of the rolled map never attend."""
     region = torch.zeros(1, size, size, 1)
@@ -88,7 +104,7 @@ def shift_mask(size: int, window: int, shift: int, device: torch.device, dtype: 
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0).to(device=device, dtype=dtype)
 
 
-@lru_cache(maxsize=256)
+@constant
 def window_bias_index(window: int, table_window: int, device: torch.device) -> torch.Tensor:
     """``(window², window²)`` rows of a Swin bias table built for windows of side ``table_window``.
 
@@ -116,7 +132,7 @@ def window_bias(table: torch.Tensor, heads: int, window: int, table_window: int)
 
 
 # ---------------------------------------------------------------- AutoFormer 2-D relative position
-@lru_cache(maxsize=256)
+@constant
 def rel2d_index(side: int, cls: bool, dist: int, centre: int, device: torch.device):
     """Row indices into AutoFormer's vertical and horizontal tables, ``(N, N)`` each.
 

@@ -1,9 +1,13 @@
 """``linear`` head: final LayerNorm (optional), pooling (class token or mean of the patch tokens),
-linear classifier."""
+LayerNorm after pooling (``fc_norm``), pre-logits linear + tanh (``pre_logits``), linear
+classifier.  The token-labelling classifier (``token_label``) is held and extracted (its
+parameters count) but inference does not run it: :meth:`LinearHead.token_logits` does."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+
+from spacelang.errors import CompileError
 
 from .elastic import ElasticLayerNorm, ElasticLinear
 from .registry import register
@@ -16,38 +20,78 @@ def pool(x: torch.Tensor, how: str, cls: bool) -> torch.Tensor:
     return (x[:, 1:] if cls else x).mean(dim=1)
 
 
+class PreLogits(nn.Module):
+    """As-ViT's pre-logits layer: ``tanh(Linear(dim, dim))``."""
+
+    def __init__(self, fc: nn.Linear):
+        super().__init__()
+        self.fc = fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(x))
+
+
 @register("linear")
 class LinearHeadOp(nn.Module):
     """The head at the largest input width."""
 
-    def __init__(self, layer, drop_path: float = 0.0):
+    def __init__(self, layer):
         super().__init__()
         f = layer.fields
-        self.norm = ElasticLayerNorm(f["in_dim"]) if f["norm"] else None
-        self.fc = ElasticLinear(f["in_dim"], f["classes"])
+        self.norm = ElasticLayerNorm(f.in_dim) if f.norm else None
+        self.fc_norm = ElasticLayerNorm(f.in_dim) if f.fc_norm else None
+        self.pre_logits = ElasticLinear(f.in_dim, f.in_dim) if f.pre_logits else None
+        self.fc = ElasticLinear(f.in_dim, f.classes)
+        self.token_fc = ElasticLinear(f.in_dim, f.classes) if f.token_label else None
 
-    def forward(self, x: torch.Tensor, layer, cls: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        c = f["in_dim"]
-        if f["norm"]:
+        c = f.in_dim
+        if f.norm:
             x = self.norm(x, c)
-        return self.fc(pool(x, f["pool"], cls), c, f["classes"])
+        x = pool(x, f.pool, f.cls)
+        if f.fc_norm:
+            x = self.fc_norm(x, c)
+        if f.pre_logits:
+            x = torch.tanh(self.pre_logits(x, c, c))
+        return self.fc(x, c, f.classes)
 
-    def extract(self, layer, cls: bool = False) -> "LinearHead":
+    def extract(self, layer) -> "LinearHead":
         f = layer.fields
-        c = f["in_dim"]
-        return LinearHead(self.norm.extract(c) if f["norm"] else None, self.fc.extract(c, f["classes"]),
-                          f["pool"], cls)
+        c = f.in_dim
+        return LinearHead(self.norm.extract(c) if f.norm else None, self.fc.extract(c, f.classes),
+                          f.pool, f.cls,
+                          fc_norm=self.fc_norm.extract(c) if f.fc_norm else None,
+                          pre_logits=PreLogits(self.pre_logits.extract(c, c)) if f.pre_logits else None,
+                          token_fc=self.token_fc.extract(c, f.classes) if f.token_label else None)
 
 
 class LinearHead(nn.Module):
-    """Standalone head: ``nn.LayerNorm``, pooling, ``nn.Linear``."""
+    """Standalone head: ``nn.LayerNorm``, pooling, ``nn.LayerNorm`` (fc_norm), pre-logits,
+    ``nn.Linear``; ``token_fc``: the training-only token-labelling classifier."""
 
-    def __init__(self, norm: nn.LayerNorm | None, fc: nn.Linear, how: str, cls: bool):
+    def __init__(self, norm: nn.LayerNorm | None, fc: nn.Linear, how: str, cls: bool, *,
+                 fc_norm: nn.LayerNorm | None = None, pre_logits: PreLogits | None = None,
+                 token_fc: nn.Linear | None = None):
         super().__init__()
         self.norm, self.fc, self.how, self.cls = norm, fc, how, cls
+        self.fc_norm, self.pre_logits, self.token_fc = fc_norm, pre_logits, token_fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
             x = self.norm(x)
-        return self.fc(pool(x, self.how, self.cls))
+        x = pool(x, self.how, self.cls)
+        if self.fc_norm is not None:
+            x = self.fc_norm(x)
+        if self.pre_logits is not None:
+            x = self.pre_logits(x)
+        return self.fc(x)
+
+    def token_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The token-labelling classifier's logits ``(B, N, classes)`` for the patch tokens of ``x``
+        (the head's input tokens, normalised like the pooled path)."""
+        if self.token_fc is None:
+            raise CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.token_fc(x[:, 1:] if self.cls else x)

@@ -15,21 +15,21 @@ from .registry import register
 class PatchMergingOp(nn.Module):
     """Patch merging at the largest input and output widths."""
 
-    def __init__(self, layer, drop_path: float = 0.0):
+    def __init__(self, layer):
         super().__init__()
         f = layer.fields
-        self.norm = ElasticLayerNorm(4 * f["in_dim"])
-        self.reduction = ElasticLinear(4 * f["in_dim"], f["dim"], bias=False)
+        self.norm = ElasticLayerNorm(4 * f.in_dim)
+        self.reduction = ElasticLinear(4 * f.in_dim, f.dim, bias=False)
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        c = 4 * f["in_dim"]
-        return self.reduction(self.norm(Fn.merge_2x2(x, f["in_size"]), c), c, f["dim"])
+        c = 4 * f.in_dim
+        return self.reduction(self.norm(Fn.merge_2x2(x, f.in_size), c), c, f.dim)
 
     def extract(self, layer) -> "PatchMerging":
         f = layer.fields
-        c = 4 * f["in_dim"]
-        return PatchMerging(self.norm.extract(c), self.reduction.extract(c, f["dim"], bias=False), f["in_size"])
+        c = 4 * f.in_dim
+        return PatchMerging(self.norm.extract(c), self.reduction.extract(c, f.dim, bias=False), f.in_size)
 
 
 class PatchMerging(nn.Module):

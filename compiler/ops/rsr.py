@@ -34,29 +34,29 @@ def _reduce(x, size: int, cls: bool, out: int, norm, conv, pos, token_linear) ->
 class RSROp(nn.Module):
     """Residual spatial reduction at the largest input and output widths."""
 
-    def __init__(self, layer, drop_path: float = 0.0):
+    def __init__(self, layer):
         super().__init__()
         f = layer.fields
-        self.max_size = f["size"]
-        self.norm = ElasticLayerNorm(f["in_dim"])
-        self.conv = ElasticConv2d(f["in_dim"], f["dim"], 3, 2, 1)
-        self.pos_embed = new_param(1, f["size"] ** 2, f["dim"])
-        self.token_linear = ElasticLinear(f["in_dim"], f["dim"]) if f["cls"] else None
+        self.max_size = f.size
+        self.norm = ElasticLayerNorm(f.in_dim)
+        self.conv = ElasticConv2d(f.in_dim, f.dim, 3, 2, 1)
+        self.pos_embed = new_param(1, f.size ** 2, f.dim)
+        self.token_linear = ElasticLinear(f.in_dim, f.dim) if f.cls else None
 
     def _pos(self, f) -> torch.Tensor:
-        return pos_embed_for(self.pos_embed, f["dim"], f["size"], self.max_size, 0)
+        return pos_embed_for(self.pos_embed, f.dim, f.size, self.max_size, 0)
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        c, out = f["in_dim"], f["dim"]
-        return _reduce(x, f["in_size"], f["cls"], out, lambda t: self.norm(t, c), lambda t: self.conv(t, out),
+        c, out = f.in_dim, f.dim
+        return _reduce(x, f.in_size, f.cls, out, lambda t: self.norm(t, c), lambda t: self.conv(t, out),
                        self._pos(f), lambda t: self.token_linear(t, c, out))
 
     def extract(self, layer) -> "RSR":
         f = layer.fields
-        c, out = f["in_dim"], f["dim"]
+        c, out = f.in_dim, f.dim
         return RSR(self.norm.extract(c), self.conv.extract(c, out), TokenHead(None, self._pos(f)),
-                   self.token_linear.extract(c, out) if f["cls"] else None, f["in_size"], out)
+                   self.token_linear.extract(c, out) if f.cls else None, f.in_size, out)
 
 
 class RSR(nn.Module):

@@ -9,7 +9,7 @@ HELP = "check .space files and report every error (exit 2 on errors)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="the .space files to check")
     p.add_argument("--json", action="store_true", help="diagnostics as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 

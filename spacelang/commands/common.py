@@ -5,6 +5,7 @@ import json
 import sys
 
 from ..diagnostics import SpaceError
+from ..util.quantity import human  # re-exported: commands format counts with the one formatter
 
 
 def load_or_report(path: str, quiet_warnings: bool = False):
@@ -25,9 +26,4 @@ def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
 
 
-def human(n: float) -> str:
-    """1234567 -> 1.23M (three significant digits)."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:g}"
+__all__ = ["load_or_report", "print_json", "human"]

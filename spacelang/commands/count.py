@@ -5,12 +5,14 @@ HELP = "exact number of subnets and the params/FLOPs range (min and max subnet)"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("file", metavar="FILE", help="the .space file")
+    p.add_argument("--json", action="store_true",
+                   help='print {"subnets", "params": {"min", "max"}, "flops": {"min", "max"}} as JSON')
 
 
 def run(args) -> int:
-    from .common import human, load_or_report, print_json
+    from ..util.quantity import human
+    from .common import load_or_report, print_json
     space = load_or_report(args.file)
     if space is None:
         return 2

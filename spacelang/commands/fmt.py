@@ -10,9 +10,10 @@ could not be read or parsed (its diagnostics are printed; it is left untouched).
 from __future__ import annotations
 
 import difflib
-import os
 import sys
-import tempfile
+
+from ..errors import OutputError
+from ..util.atomic import write_text
 
 HELP = "format .space files in the canonical layout (in place; --check, --diff)"
 
@@ -22,29 +23,6 @@ def add_arguments(p) -> None:
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file would change")
     p.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the changes")
     p.add_argument("-q", "--quiet", action="store_true", help="print no per-file messages")
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=".spacelang-fmt-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def run(args) -> int:
@@ -79,9 +57,9 @@ def run(args) -> int:
                 print(f"would reformat {path}")
         elif not args.diff:
             try:
-                write_atomic(path, out)
-            except OSError as e:
-                print(f"{path}: error: cannot write: {e.strerror or e}", file=sys.stderr)
+                write_text(path, out)
+            except OutputError as e:
+                print(e.render(), file=sys.stderr)
                 failed = True
                 continue
             if not args.quiet:

@@ -15,41 +15,41 @@ HELP = "sample archs (uniformly, in a params/FLOPs band, or by the sandwich rule
 
 
 def add_arguments(p) -> None:
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("-n", type=int, default=1, metavar="N", help="number of archs (sandwich: steps); default 1")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--where", action="append", default=[], metavar="EXPR",
-                   help="cost band, e.g. 'params<=23M', '18M<=params<=23M', 'flops<1.5G' (repeatable)")
-    p.add_argument("--sandwich", type=int, default=None, metavar="K",
+    from .options import count, seed, where
+    p.add_argument("file", metavar="FILE", help="the .space file")
+    p.add_argument("-n", type=count, default=1, metavar="N", help="number of archs (sandwich: steps); default 1")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    p.add_argument("--where", type=where, action="append", default=[], metavar="EXPR",
+                   help="cost band, e.g. 'params<=23M', '18M<=params<=23M', 'flops<1.5G', "
+                        "'latency<=20ms' (with --latency-profile) (repeatable)")
+    p.add_argument("--sandwich", type=count, default=None, metavar="K",
                    help="S3 sandwich rule: N steps of the largest and the smallest arch of the space (bands do "
-                        "not apply to them) and K random archs in the band")
-    p.add_argument("--json", action="store_true", help="add exact params and flops to each line")
+                        "not apply to them) and K random archs in the band (default: off)")
+    p.add_argument("--json", action="store_true", help="add exact params and flops (and latency) to each line")
+    from .latency import add_profile_options
+    add_profile_options(p)
 
 
 def run(args) -> int:
     import random
 
+    from ..errors import SpacelangError
     from ..search.sampling import ConstrainedSampler, SandwichSampler
-    from ..search.where import Bounds, InfeasibleError, WhereError
+    from ..search.where import Bounds
     from .common import load_or_report
 
-    if args.n < 0:
-        print("spacelang sample: -n must be >= 0", file=sys.stderr)
-        return 2
-    if args.sandwich is not None and args.sandwich < 0:
-        print("spacelang sample: --sandwich K must be >= 0", file=sys.stderr)
-        return 2
     try:
         bounds = Bounds.parse(args.where) if args.where else Bounds()
-    except WhereError as e:
-        print(f"spacelang sample: {e}", file=sys.stderr)
+    except SpacelangError as e:
+        print(e.render(), file=sys.stderr)
         return 2
     space = load_or_report(args.file)
     if space is None:
         return 2
     rng = random.Random(args.seed)
     try:
-        sampler = ConstrainedSampler(space, rng, bounds)
+        from .latency import predictor_from_args
+        sampler = ConstrainedSampler(space, rng, bounds, latency=predictor_from_args(space, args))
         if args.sandwich is not None:
             sandwich = SandwichSampler(space, rng, args.sandwich, middle=sampler)
             archs = (a for _ in range(args.n) for a in sandwich.step())
@@ -60,11 +60,14 @@ def run(args) -> int:
         for arch in archs:
             if args.json:
                 c = cost(arch)
-                line = json.dumps({"arch": arch, "params": c.params, "flops": c.flops}, sort_keys=True)
+                row = {"arch": arch, "params": c.params, "flops": c.flops}
+                if sampler.latency is not None:
+                    row["latency"] = round(c.latency, 4)  # milliseconds, predicted
+                line = json.dumps(row, sort_keys=True)
             else:
                 line = json.dumps(arch, sort_keys=True)
             out.write(line + "\n")
-    except InfeasibleError as e:
-        print(f"spacelang sample: {e}", file=sys.stderr)
+    except SpacelangError as e:
+        print(e.render(), file=sys.stderr)
         return 2
     return 0

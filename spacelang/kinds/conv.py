@@ -3,7 +3,9 @@
 ``width`` sets the output channels when the layer is a stem whose width differs from the first
 stage's (NASViT); otherwise the output is the stage width.
 """
-from .base import Context, Field, Kind, FieldError, fields
+import attrs
+
+from .base import Context, Field, Kind, FieldError, Normalized, fields
 from .counting import BATCH_NORM, finish
 
 FIELDS = fields(
@@ -14,19 +16,42 @@ FIELDS = fields(
 )
 
 
-def normalize(f: dict, ctx: Context) -> dict:
+@attrs.frozen(kw_only=True)
+class ConvLayer(Normalized):
+    """A normalised ``conv`` layer."""
+
+    kernel: int
+    stride: int
+    act: str
+
+
+def normalize(f: dict, ctx: Context) -> ConvLayer:
     if f["kernel"] % 2 == 0:
         raise FieldError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
     out = (ctx.in_size - 1) // f["stride"] + 1
-    return dict(in_dim=ctx.in_dim, dim=f["width"] or ctx.dim, in_size=ctx.in_size, size=out,
-                kernel=f["kernel"], stride=f["stride"], act=f["act"])
+    return ConvLayer(in_dim=ctx.in_dim, dim=f["width"] or ctx.dim, in_size=ctx.in_size, size=out,
+                     kernel=f["kernel"], stride=f["stride"], act=f["act"])
 
 
-def cost(f, convention: str = "fvcore") -> tuple[int, int]:
+def cost(f: ConvLayer, convention: str = "fvcore") -> tuple[int, int]:
     """A bias-free ``kernel``² conv ``in_dim`` → ``dim`` and an eval-mode BatchNorm on its output."""
-    c, s2 = f["dim"], f["size"] ** 2
-    conv = c * f["in_dim"] * f["kernel"] ** 2
+    c, s2 = f.dim, f.size ** 2
+    conv = c * f.in_dim * f.kernel ** 2
     return finish(conv + 2 * c, conv * s2, BATCH_NORM * c * s2, convention)
 
 
-KIND = Kind("conv", frozenset({"stem", "downsample", "block"}), FIELDS, normalize, doc=__doc__, cost=cost)
+EXAMPLE = """\
+space example_conv
+input image 16 channels 3
+classes 4
+stem conv { kernel 3  stride 2  width {4, 8} }
+stage s1 {
+  dim {8, 16}
+  depth 1..2
+  block conv { kernel {1, 3} }
+}
+head mbpool { width 16 }
+"""
+
+KIND = Kind(name="conv", roles=frozenset({"stem", "downsample", "block"}), fields=FIELDS, normalize=normalize,
+            layer=ConvLayer, doc=__doc__, cost=cost, example=EXAMPLE)

@@ -5,7 +5,9 @@ output of the first to the output of the third, then a ``patch``×``patch`` conv
 stride ``patch`` producing ``dim`` channels (the first stage's width), then the class token and
 absolute position embedding.
 """
-from .base import Context, Field, Kind, FieldError, fields
+import attrs
+
+from .base import Context, Field, Kind, FieldError, Normalized, fields, map_origin
 from .counting import BATCH_NORM, finish
 
 FIELDS = fields(
@@ -15,32 +17,57 @@ FIELDS = fields(
 )
 
 
-def normalize(f: dict, ctx: Context) -> dict:
+@attrs.frozen(kw_only=True)
+class ConvStemLayer(Normalized):
+    """A normalised ``conv_stem``; ``cls``: it prepends a class token."""
+
+    width: int
+    patch: int
+    pos: str
+    cls: bool
+
+
+def normalize(f: dict, ctx: Context) -> ConvStemLayer:
     half = (ctx.in_size + 1) // 2  # 3×3, stride 2, padding 1
     if half % f["patch"]:
-        raise FieldError("patch", f"patch {f['patch']} does not divide the {half}×{half} map after the stride-2 conv",
-                        f"the input {ctx.in_size} is halved to {half} first; choose a divisor of {half}")
-    return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=half // f["patch"],
-                width=f["width"], patch=f["patch"], pos=f["pos"], cls=ctx.cls_token)
+        raise FieldError("patch", f"patch {f['patch']} does not divide the {half}×{half} map after the stride-2 conv"
+                         + map_origin(half, ctx),
+                         f"the input {ctx.in_size} is halved to {half} first; choose a divisor of {half}")
+    return ConvStemLayer(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=half // f["patch"],
+                         width=f["width"], patch=f["patch"], pos=f["pos"], cls=ctx.cls_token)
 
 
-def cost(f, convention: str = "fvcore") -> tuple[int, int]:
+def cost(f: ConvStemLayer, convention: str = "fvcore") -> tuple[int, int]:
     """Three bias-free 3×3 convs (``in_dim`` → ``width`` → ``width`` → ``width``) each with an
     eval-mode BatchNorm, at half the input side; the ``patch``² patchify conv to ``dim`` with
     bias; the class token (``cls``) and the position embedding over every token (``pos abs``)."""
-    w, c = f["width"], f["dim"]
-    h2 = ((f["in_size"] + 1) // 2) ** 2
-    s2 = f["size"] ** 2
-    convs = 9 * w * (f["in_dim"] + 2 * w)
-    proj = c * w * f["patch"] ** 2
+    w, c = f.width, f.dim
+    h2 = ((f.in_size + 1) // 2) ** 2
+    s2 = f.size ** 2
+    convs = 9 * w * (f.in_dim + 2 * w)
+    proj = c * w * f.patch ** 2
     params = convs + 3 * 2 * w + proj + c
     macs = convs * h2 + proj * s2
     extra = 3 * BATCH_NORM * w * h2
-    if f["pos"] == "abs":
-        params += (s2 + f["cls"]) * c
-    if f["cls"]:
+    if f.pos == "abs":
+        params += (s2 + f.cls) * c
+    if f.cls:
         params += c
     return finish(params, macs, extra, convention)
 
 
-KIND = Kind("conv_stem", frozenset({"stem"}), FIELDS, normalize, doc=__doc__, cost=cost)
+EXAMPLE = """\
+space example_conv_stem
+input image {24, 28} channels 3
+classes 4
+stem conv_stem { width {4, 8}  patch 2 }
+stage s1 {
+  dim {8, 16}
+  depth 1
+  block transformer { heads 1..2  head_dim 4  mlp_ratio 2 }
+}
+head linear { pool cls }
+"""
+
+KIND = Kind(name="conv_stem", roles=frozenset({"stem"}), fields=FIELDS, normalize=normalize, layer=ConvStemLayer,
+            doc=__doc__, cost=cost, example=EXAMPLE)

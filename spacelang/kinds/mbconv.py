@@ -3,7 +3,9 @@
 1×1 expansion to ``in_dim * expand`` channels, ``kernel``×``kernel`` depthwise conv with
 ``stride``, optional squeeze-excitation, 1×1 projection to ``dim``; residual when shapes match.
 """
-from .base import Context, Field, Kind, FieldError, fields
+import attrs
+
+from .base import Context, Field, Kind, FieldError, Normalized, fields
 from .counting import BATCH_NORM, finish
 
 FIELDS = fields(
@@ -15,14 +17,27 @@ FIELDS = fields(
 )
 
 
-def normalize(f: dict, ctx: Context) -> dict:
+@attrs.frozen(kw_only=True)
+class MBConvLayer(Normalized):
+    """A normalised ``mbconv``; ``hidden``: the expanded width; ``residual``: a skip connection."""
+
+    kernel: int
+    expand: float
+    hidden: int
+    se: bool
+    stride: int
+    act: str
+    residual: bool
+
+
+def normalize(f: dict, ctx: Context) -> MBConvLayer:
     if f["kernel"] % 2 == 0:
         raise FieldError("kernel", f"kernel {f['kernel']} is even", "use an odd kernel (same padding)")
     hidden = round(ctx.in_dim * f["expand"])
     out = (ctx.in_size - 1) // f["stride"] + 1
-    return dict(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=out, kernel=f["kernel"],
-                expand=f["expand"], hidden=hidden, se=f["se"], stride=f["stride"], act=f["act"],
-                residual=f["stride"] == 1 and ctx.in_dim == ctx.dim)
+    return MBConvLayer(in_dim=ctx.in_dim, dim=ctx.dim, in_size=ctx.in_size, size=out, kernel=f["kernel"],
+                       expand=f["expand"], hidden=hidden, se=f["se"], stride=f["stride"], act=f["act"],
+                       residual=f["stride"] == 1 and ctx.in_dim == ctx.dim)
 
 
 def se_width(hidden: int) -> int:
@@ -33,23 +48,23 @@ def se_width(hidden: int) -> int:
     return v + 8 if v < 0.9 * quarter else v
 
 
-def cost(f, convention: str = "fvcore") -> tuple[int, int]:
+def cost(f: MBConvLayer, convention: str = "fvcore") -> tuple[int, int]:
     """1×1 expansion ``in_dim`` → ``hidden`` (absent when ``hidden == in_dim``), depthwise
     ``kernel``² conv with ``stride``, optional SE (mean pooling — uncounted — then two 1×1 convs
     with bias through :func:`se_width` channels), 1×1 projection to ``dim``; every conv is
     bias-free and followed by an eval-mode BatchNorm."""
-    cin, hid, c = f["in_dim"], f["hidden"], f["dim"]
-    i2, o2 = f["in_size"] ** 2, f["size"] ** 2
+    cin, hid, c = f.in_dim, f.hidden, f.dim
+    i2, o2 = f.in_size ** 2, f.size ** 2
     params = macs = extra = 0
     if hid != cin:
         params += cin * hid + 2 * hid
         macs += cin * hid * i2
         extra += BATCH_NORM * hid * i2
-    dw = hid * f["kernel"] ** 2
+    dw = hid * f.kernel ** 2
     params += dw + 2 * hid
     macs += dw * o2
     extra += BATCH_NORM * hid * o2
-    if f["se"]:
+    if f.se:
         r = se_width(hid)
         params += 2 * hid * r + r + hid
         macs += 2 * hid * r
@@ -59,4 +74,19 @@ def cost(f, convention: str = "fvcore") -> tuple[int, int]:
     return finish(params, macs, extra, convention)
 
 
-KIND = Kind("mbconv", frozenset({"block", "downsample"}), FIELDS, normalize, doc=__doc__, cost=cost)
+EXAMPLE = """\
+space example_mbconv
+input image 16 channels 3
+classes 4
+stem conv { kernel 3  stride 2  width 8 }
+stage s1 {
+  downsample mbconv { kernel 3  expand 1  stride 2 }
+  dim {8, 16}
+  depth 1..2
+  block mbconv { kernel {3, 5}  expand {2, 4}  se true }
+}
+head mbpool { width 16 }
+"""
+
+KIND = Kind(name="mbconv", roles=frozenset({"block", "downsample"}), fields=FIELDS, normalize=normalize,
+            layer=MBConvLayer, doc=__doc__, cost=cost, example=EXAMPLE)

@@ -18,6 +18,7 @@ import random
 from typing import Any, Mapping
 
 from ..ir import Origin
+from ..util.archkey import arch_key
 from .costcache import CostCache
 
 MAX_TRUNKS = 20_000       # trunk configurations enumerated; beyond it trunks are drawn (SIR)
@@ -68,7 +69,7 @@ class TrunkModel:
             dims = [space.dim(p) for p in self.trunk]
             for vals in itertools.product(*[d.choices for d in dims]):
                 t = self._canonical(dict(zip(self.trunk, vals)))
-                key = tuple(sorted(t.items()))
+                key = arch_key(t)
                 if key in seen:
                     continue
                 seen.add(key)
@@ -188,7 +189,7 @@ class TrunkModel:
     def draw_locals(self, t: Mapping[str, Any], rng: random.Random) -> dict:
         """An arch with trunk ``t`` and uniform locals: optional blocks present with probability
         1/2, then each active local dimension uniform — ``space.sample``'s law given the trunk."""
-        key = tuple(sorted(t.items()))
+        key = arch_key(t)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(t)
@@ -214,7 +215,7 @@ class TrunkModel:
                 gates[p] = True
         active = set(self.space.active_paths(gates))
         plan = []
-        for slot, paths in sorted(self.local.items(), key=lambda kv: kv[0]):
+        for _, paths in sorted(self.local.items(), key=lambda kv: kv[0]):
             live = [p for p in paths if p in active]
             if not live:
                 continue
@@ -225,7 +226,7 @@ class TrunkModel:
     def dp(self, t: Mapping[str, Any]) -> LocalDP | None:
         """The trunk's :class:`LocalDP` on its most constraining metric (cached), or None when a
         slot has too many local configurations to enumerate."""
-        key = tuple(sorted(t.items()))
+        key = arch_key(t)
         if key in self._dps:
             return self._dps[key]
         if len(self._dps) >= 512:
@@ -234,10 +235,9 @@ class TrunkModel:
         return out
 
     def _build_dp(self, t: Mapping[str, Any]) -> LocalDP | None:
-        plan = self._plans.get(tuple(sorted(t.items()))) or self._plan(t)
+        plan = self._plans.get(arch_key(t)) or self._plan(t)
         if any(math.prod(len(c) for _, c in dims) > MAX_SLOT_CONFIGS for _, dims in plan):
             return None
-        sp = self.space
         base = dict(t)
         for present, dims in plan:
             if present is not None:

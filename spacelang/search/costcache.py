@@ -11,6 +11,7 @@ way :meth:`spacelang.Space.resolve` does, so a cached cost is the same integer p
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Mapping, NamedTuple
 
 from .. import kinds as K
@@ -50,6 +51,8 @@ class CostCache:
         self._cls: dict[tuple, bool] = {}
         #: slot number -> the dimension paths its fields reference (part of its memo key)
         self._refs: list[tuple[str, ...]] = [tuple(sorted(layer_refs(s.layer))) for s in space.slots]
+        # the values a slot's key needs, read from an arch in C (itemgetter) — the hot path
+        self._values = [_getter(r) for r in self._refs]
         self._head_refs = self._refs[space.slots[-1].number]
         #: (stage index, block index) -> slot number of that block
         self.block_slot: dict[tuple[int, int], int] = {
@@ -77,7 +80,7 @@ class CostCache:
         return {(s.stage, s.index): ctx for s, ctx, _ in self._walk(env) if s.role is Role.BLOCK}
 
     def _entry(self, slot: Slot, ctx: Context, env: Mapping[str, Any]) -> LayerEntry:
-        key = (slot.number, ctx, *[env[p] for p in self._refs[slot.number]])
+        key = (slot.number, ctx, self._values[slot.number](env))
         hit = self._memo.get(key)
         if hit is None:
             f = normalize(slot.layer, env, ctx)
@@ -96,11 +99,11 @@ class CostCache:
         cls = self._cls.get(hk)
         if cls is None:
             cls = self._cls[hk] = head_has_cls(self.space.head, env)
-        memo, refs = self._memo, self._refs
+        memo, values = self._memo, self._values
 
         def visit(slot: Slot, ctx: Context) -> LayerEntry:
             n = slot.number
-            hit = memo.get((n, ctx, *[env[p] for p in refs[n]]))
+            hit = memo.get((n, ctx, values[n](env)))
             return hit if hit is not None else self._entry(slot, ctx, env)
         return self.space.walk(env, visit, cls_token=cls)
 
@@ -110,6 +113,13 @@ class CostCache:
             params += e.params
             flops += e.flops
         return Cost(params, flops)
+
+
+def _getter(paths: tuple[str, ...]):
+    """A function of an arch returning the values of ``paths`` (one value, a tuple, or ())."""
+    if not paths:
+        return lambda env: ()
+    return operator.itemgetter(*paths)
 
 
 __all__ = ["CostCache", "LayerEntry"]

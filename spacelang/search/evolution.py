@@ -39,10 +39,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
+from ..errors import SearchError
+from ..ir import Origin
 from .archops import complete, gate_paths
 from .pareto import front_of_records
 from .sampling import ConstrainedSampler
 from .where import Bounds
+from ..util.archkey import arch_json
+from ..util.atomic import write_json
+from ..util.rngstate import rng_from_json, rng_to_json
 
 Evaluator = Callable[[list], Sequence[float]]
 STATE_VERSION = 1
@@ -100,9 +105,9 @@ PRESETS: dict[str, Callable[[], EvolutionConfig]] = {"autoformer": autoformer, "
 def dim_class(space, path: str) -> str:
     """``depth`` (a depth or presence gate), ``embed`` (a stage width) or ``other``."""
     d = space.dim(path)
-    if path in space._depth_paths or d.origin == "present":
+    if space.is_gate(path):
         return "depth"
-    if d.origin == "dim":
+    if d.origin is Origin.DIM:
         return "embed"
     return "other"
 
@@ -192,25 +197,9 @@ def _key(score) -> float:
 
 
 # ------------------------------------------------------------------------------ state
-def _rng_state(rng: random.Random) -> list:
-    v, internal, gauss = rng.getstate()
-    return [v, list(internal), gauss]
-
-
-def _set_rng_state(rng: random.Random, s: Sequence) -> None:
-    rng.setstate((s[0], tuple(s[1]), s[2]))
-
-
 def save_state(path: str, state: Mapping[str, Any]) -> None:
-    """Write JSON atomically: a temporary file in the same folder, fsync, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(state, sort_keys=True))  # dumps uses the C encoder; dump(f) streams in Python
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write the search state as one JSON line, atomically (:mod:`spacelang.util.atomic`)."""
+    write_json(path, state, indent=None)
 
 
 def load_state(path: str) -> dict | None:
@@ -218,10 +207,6 @@ def load_state(path: str) -> dict | None:
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def _canon(arch: Mapping[str, Any]) -> str:
-    return json.dumps(arch, sort_keys=True)
 
 
 # ------------------------------------------------------------------------------ the search
@@ -256,15 +241,15 @@ class _Run:
     # -- persistence
     def _restore(self, st: dict) -> None:
         if st.get("version") != STATE_VERSION or st.get("identity") != self.identity:
-            raise ValueError(f"{self.state_path} holds the state of a different search "
+            raise SearchError(f"{self.state_path} holds the state of a different search "
                              f"(space, seed, band or settings differ); remove it or pass another path")
         self.history = st["history"]
-        self.seen = {_canon(r["arch"]) for r in self.history}
+        self.seen = {arch_json(r["arch"]) for r in self.history}
         self.generation = st["generation"]
         self.pending = st["pending"]
-        self.seen |= {_canon(a) for a in self.pending}
+        self.seen |= {arch_json(a) for a in self.pending}
         self.done = st["done"]
-        _set_rng_state(self.rng, st["rng"])
+        rng_from_json(st["rng"], self.rng)
         self.sampler.load_state(st["sampler"])
 
     def _save(self) -> None:
@@ -273,7 +258,7 @@ class _Run:
         save_state(self.state_path, {
             "version": STATE_VERSION, "identity": self.identity, "generation": self.generation,
             "done": self.done, "pending": self.pending, "history": self.history,
-            "rng": _rng_state(self.rng), "sampler": self.sampler.state()})
+            "rng": rng_to_json(self.rng), "sampler": self.sampler.state()})
 
     # -- steps
     def fresh(self, n: int, out: list[dict], tries: int) -> None:
@@ -281,7 +266,7 @@ class _Run:
         for _ in range(n):
             for _ in range(tries):
                 a = self.sampler.sample()
-                k = _canon(a)
+                k = arch_json(a)
                 if k not in self.seen:
                     self.seen.add(k)
                     out.append(a)
@@ -358,7 +343,7 @@ class _Evolution(_Run):
             for _ in range(n):
                 for _ in range(cfg.max_tries):
                     child = make()
-                    k = _canon(child)
+                    k = arch_json(child)
                     if k not in self.seen and self.sampler.in_band(child):
                         self.seen.add(k)
                         out.append(child)
@@ -412,5 +397,5 @@ def random_search(space, evaluate: Evaluator, budget: int, *, seed: int = 0, bou
                          resume=resume, on_generation=on_generation).run()
 
 
-__all__ = ["EvolutionConfig", "SearchResult", "PRESETS", "autoformer", "s3", "vit_resnas", "evolve",
+__all__ = ["EvolutionConfig", "SearchResult", "PRESETS", "autoformer", "s3", "vit_resnas", "run_evolution",
            "random_search", "mutate", "crossover", "dim_class", "save_state", "load_state"]

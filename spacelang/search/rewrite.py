@@ -187,7 +187,7 @@ def rewrite(source: str, tree: S.SpaceFile, edits: Iterable[Edit]) -> str:
             raise KeyError(f"no choice set or range at offsets {e.key}")
         pieces.append(render(source, nodes[e.key], e))
     pieces.sort()
-    for (s1, e1, _), (s2, _, _) in zip(pieces, pieces[1:]):
+    for (_, e1, _), (s2, _, _) in zip(pieces, pieces[1:]):
         if s2 < e1:
             raise ValueError("overlapping edits")
     out = source

@@ -333,5 +333,5 @@ def _nearest_valid(b: _Builder, updates, u: SubspaceUpdate) -> tuple:
     return (min(u.old),) if u.k > 0 else (max(u.old),)
 
 
-__all__ = ["evolve", "Evolution", "SubspaceUpdate", "Trend", "fit_trend", "steps_for", "shift", "gamma_of",
+__all__ = ["evolve_space", "Evolution", "SubspaceUpdate", "Trend", "fit_trend", "steps_for", "shift", "gamma_of",
            "normalised_x", "S3_STEPS", "DEFAULT_TAU", "ROUNDINGS"]

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
+from ..util.atomic import write_jsonl, write_text
 from .et_error import DEFAULT_TOP_K, feasible, read_results, row_error, space_et
 from .s3_evolve import DEFAULT_TAU, Evolution, evolve_space
 from .s3_report import plot_choices, plot_error_cdf, write_report
@@ -79,19 +80,13 @@ def evaluate_rows(space, model, archs: Sequence[dict], evaluate_fn: Evaluate) ->
     return rows
 
 
-def write_jsonl(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _same_text(path: str, text: str) -> bool:
+    """Whether ``path`` exists and holds exactly ``text``."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 @attrs.frozen
@@ -111,19 +106,16 @@ def run_s3(space, iterations: int, directory: str, train: Train, evaluate: Evalu
     log = log or (lambda s: print(s, file=sys.stderr))
     if iterations < 0:
         raise ValueError("iterations must be >= 0")
-    os.makedirs(directory, exist_ok=True)
     spaces = [space]
     results: list[list[dict]] = []
     evolutions: list[Evolution] = []
     for t in range(iterations + 1):
         cur = spaces[-1]
         it_dir = os.path.join(directory, f"iter{t}")
-        os.makedirs(it_dir, exist_ok=True)
         space_path = os.path.join(it_dir, "space.space")
         res_path = os.path.join(it_dir, "results.jsonl")
-        reuse = os.path.exists(res_path) and os.path.exists(space_path) and \
-            open(space_path, encoding="utf-8").read() == cur.source
-        _write_text(space_path, cur.source)
+        reuse = os.path.exists(res_path) and _same_text(space_path, cur.source)
+        write_text(space_path, cur.source)
         cur = loads(cur.source, space_path)  # diagnostics and reports name the iteration's file
         spaces[-1] = cur
         last = t == iterations
@@ -153,6 +145,10 @@ def run_s3(space, iterations: int, directory: str, train: Train, evaluate: Evalu
     return LoopResult(directory, tuple(spaces), tuple(results), tuple(evolutions))
 
 
+def _cell(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
 def _summary(directory: str, spaces, results, evolutions, plots: bool, top_k: float = DEFAULT_TOP_K) -> None:
     labels = [f"iter{i}" for i in range(len(spaces))]
     lines = [f"# S3 search of the search space: `{spaces[0].name}`", "",
@@ -166,8 +162,7 @@ def _summary(directory: str, spaces, results, evolutions, plots: bool, top_k: fl
         best = min(errs) if errs else None
         # S3 Eq. 5 for the whole space, so the final (never rewritten) space gets its E-T too
         et = space_et(feasible(sp, results[i]).used, top_k)["et"] if i < len(results) else None
-        f = lambda x: "–" if x is None else f"{x:.2f}"
-        lines.append(f"| iter{i} | {sp.size():,} | {len(errs)} | {f(mean)} | {f(best)} | {f(et)} | "
+        lines.append(f"| iter{i} | {sp.size():,} | {len(errs)} | {_cell(mean)} | {_cell(best)} | {_cell(et)} | "
                      f"{len(ev.changed) if ev else '–'} |")
         summary.append({"iteration": i, "space": f"iter{i}/space.space", "subnets": sp.size(), "evaluated": len(errs),
                         "mean_error": mean, "best_error": best, "et": et,
@@ -183,8 +178,8 @@ def _summary(directory: str, spaces, results, evolutions, plots: bool, top_k: fl
         if not ev.changed:
             lines.append("- nothing moved")
         lines.append("")
-    _write_text(os.path.join(directory, "summary.md"), "\n".join(lines))
-    _write_text(os.path.join(directory, "summary.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text(os.path.join(directory, "summary.md"), "\n".join(lines))
+    write_text(os.path.join(directory, "summary.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if plots:
         plot_choices(spaces, os.path.join(directory, "choices.png"), labels)
         if results:
@@ -192,4 +187,4 @@ def _summary(directory: str, spaces, results, evolutions, plots: bool, top_k: fl
                            os.path.join(directory, "errors_cdf.png"))
 
 
-__all__ = ["run_s3", "LoopResult", "sample_archs", "evaluate_rows", "write_jsonl", "Train", "Evaluate"]
+__all__ = ["run_s3", "LoopResult", "sample_archs", "evaluate_rows", "Train", "Evaluate"]

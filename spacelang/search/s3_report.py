@@ -9,12 +9,14 @@ matplotlib runs on the Agg backend (files only, no display) and is imported only
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
+from ..util.atomic import write_bytes, write_json, write_text
 from .et_error import subspaces
 from .rewrite import render_values
+
+XLABEL = "iteration (space version)"
 
 
 def _f(x, nd=2) -> str:
@@ -80,16 +82,12 @@ def markdown(ev, title: str | None = None) -> str:
 def write_report(ev, directory: str, errors_by_space: Sequence[tuple[str, Sequence[float]]] | None = None,
                  spaces: Sequence | None = None, plots: bool = True) -> list[str]:
     """Write ``report.md``, ``report.json`` and the figures of one step into ``directory``."""
-    os.makedirs(directory, exist_ok=True)
     written = []
     p = os.path.join(directory, "report.md")
-    with open(p, "w", encoding="utf-8") as f:
-        f.write(markdown(ev))
+    write_text(p, markdown(ev))
     written.append(p)
     p = os.path.join(directory, "report.json")
-    with open(p, "w", encoding="utf-8") as f:
-        json.dump(ev.as_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(p, ev.as_json())
     written.append(p)
     if plots:
         p = os.path.join(directory, "choices.png")
@@ -110,6 +108,11 @@ def _pyplot():
 
 def plot_choices(spaces: Sequence, path: str, labels: Sequence[str] | None = None) -> None:
     """S3 Fig. 2: choices per dimension (rows) and stage (columns) across iterations (x axis)."""
+    _save(choices_figure(spaces, labels), path)
+
+
+def choices_figure(spaces: Sequence, labels: Sequence[str] | None = None):
+    """The figure of :func:`plot_choices` (x axis: the iteration, labelled on every panel)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
     fields: list[str] = []
@@ -145,6 +148,7 @@ def plot_choices(spaces: Sequence, path: str, labels: Sequence[str] | None = Non
             ax.plot(ts, [max(data[t]) for t in ts], color="tab:gray", lw=0.8)
             ax.set_xticks(iters)
             ax.set_xticklabels(labels if labels else [str(i) for i in iters], fontsize=7)
+            ax.set_xlabel(XLABEL, fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
             if all(float(v).is_integer() for vs in data.values() for v in vs):
                 ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -154,8 +158,16 @@ def plot_choices(spaces: Sequence, path: str, labels: Sequence[str] | None = Non
                 ax.set_ylabel(field, fontsize=9)
     fig.suptitle("choices per dimension and stage across iterations", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _save(fig, path: str) -> None:
+    """Save a figure atomically (PNG bytes through :func:`spacelang.util.atomic.write_bytes`)."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _pyplot().close(fig)
+    write_bytes(path, buf.getvalue())
 
 
 def plot_error_cdf(series: Sequence[tuple[str, Sequence[float]]], path: str) -> None:
@@ -174,8 +186,7 @@ def plot_error_cdf(series: Sequence[tuple[str, Sequence[float]]], path: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
-__all__ = ["markdown", "write_report", "plot_choices", "plot_error_cdf"]
+__all__ = ["markdown", "write_report", "plot_choices", "choices_figure", "plot_error_cdf", "XLABEL"]

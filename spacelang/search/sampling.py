@@ -17,18 +17,24 @@ Distributions
   mode*: draw the trunk (widths, depths, shared choices) with weight prior × a normal
   approximation of its in-band mass, then the block-local choices exactly conditioned on the
   band (uniform draws, then a dynamic programme over the slots' quantised costs with a final
-  exact check — :class:`spacelang.search.band.LocalDP`).  Because of the trunk weights, trunk
+  exact check — :class:`spacelang.search.band.LocalDP`).  A ``latency`` bound (given a
+  :class:`spacelang.latency.LatencyPredictor`) is checked on every draw like the others; the
+  trunk model sees params and FLOPs only, so a latency-only band rejects, then repairs.  Because of the trunk weights, trunk
   mode is **not** exactly the uniform-conditional law (close to it: docs/search.md gives the
   measured differences).  Bounded fallbacks — a repair walk into the band followed by Metropolis
   steps inside it — keep every call terminating; every arch returned is in the band.
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Iterator, Mapping
 
 from .archops import gate_paths, with_value
 from ..cost_range import CostRange
+from ..errors import OptionError
+from ..latency import CostWithLatency
+from ..util.quantity import TIME_METRICS
 from .band import TrunkModel
 from .costcache import CostCache
 from .where import Bounds, InfeasibleError, check_feasible, format_quantity
@@ -87,7 +93,10 @@ class ConstrainedSampler:
     """Archs whose exact cost lies in ``bounds`` (and, by default, the space's own constraints).
 
     See the module docstring for the distribution.  ``stats`` reports the mode (``rejection``
-    or ``trunk``), the draws and the acceptances; ``cost`` is the exact, memoised cost function.
+    or ``trunk``), the draws and the acceptances; ``cost`` is the exact, memoised cost function
+    (with ``latency``, a :class:`spacelang.latency.LatencyPredictor`, it also predicts latency:
+    ``cost(arch).latency`` in milliseconds).  A latency bound without a predictor is an
+    :class:`OptionError`.
 
     Raises :class:`InfeasibleError` at construction when the band misses the space's exact cost
     range, and from :meth:`sample` when no in-band arch is found after ``restarts`` repairs
@@ -97,7 +106,7 @@ class ConstrainedSampler:
     def __init__(self, space, rng: random.Random, bounds: Bounds | None = None, *,
                  include_space_constraints: bool = True, probe: int = 300, min_rate: float = 0.02,
                  local_tries: int = 8, dp_tries: int = 64, mix: int | None = None, restarts: int = 25,
-                 cost: CostCache | None = None, mode: str = "auto"):
+                 cost: CostCache | None = None, mode: str = "auto", latency=None):
         if mode not in ("auto", "rejection", "trunk"):
             raise ValueError(f"mode must be auto, rejection or trunk, not {mode!r}")
         self.space = space
@@ -108,7 +117,16 @@ class ConstrainedSampler:
         #: how messages name the band: the --where bounds, then the space's own constraints
         self.band = " and ".join(x for x in (str(bounds) if bounds else "",
                                              f"the space's constraint {own}" if own else "") if x)
-        self.cost = cost if cost is not None else CostCache(space)
+        base = cost if cost is not None else CostCache(space)
+        # latency (given a spacelang.latency.LatencyPredictor) is predicted, not counted: the trunk
+        # model and the cost range see params and FLOPs only, the band checks see all three
+        cost_bounds = Bounds({m: iv for m, iv in self.bounds.intervals.items() if m not in TIME_METRICS})
+        if cost_bounds != self.bounds and latency is None:
+            raise OptionError(f"the band {self.band} bounds latency, which needs a latency profile",
+                              hint="pass --latency-profile PROFILE.json (build one with `spacelang latency profile`)")
+        self._base_cost = base
+        self.cost = CostWithLatency(base, latency) if latency is not None else base
+        self.latency = latency
         self.probe, self.min_rate, self.dp_tries = probe, min_rate, dp_tries
         self.local_tries = max(local_tries, 1)
         self.mix, self.restarts = mix, restarts
@@ -120,19 +138,34 @@ class ConstrainedSampler:
         self._gates = frozenset(gate_paths(space))
         self._trunk_model: TrunkModel | None = None
         self._ends: list = []
+        self._cost_ends: list = []
         self.range: CostRange | None = None
-        if self.bounds:
-            self.range = CostRange(space, self.cost)
-            if self.range.exact or self.bounds.empty_metric():
-                check_feasible(space, self.bounds, self.range.lo, self.range.hi, self.band)
+        self._latency_range: tuple[float, float] | None = None
+        if cost_bounds:
+            self.range = CostRange(space, base)
+            if self.range.exact or cost_bounds.empty_metric():
+                check_feasible(space, cost_bounds, self.range.lo, self.range.hi, self.band)
             # closed integer ends (costs are integers) and 1 / each metric's range width, so that
             # distances to the band add up across metrics
-            self._ends = [(m, *iv.closed_int(), 1.0 / max(self.range.hi[m] - self.range.lo[m], 1))
-                          for m, iv in self.bounds.intervals.items()]
+            self._cost_ends = [(m, *iv.closed_int(), 1.0 / max(self.range.hi[m] - self.range.lo[m], 1))
+                               for m, iv in cost_bounds.intervals.items()]
+            self._ends = list(self._cost_ends)
+        self._directions = dict(self.range.directions) if self.range is not None else {}
+        if "latency" in self.bounds.intervals:
+            iv = self.bounds.intervals["latency"]
+            # the predicted range, by the cost range's algorithm on the predictor (a measured
+            # table need not grow with every width: refused from it only when exact)
+            lat = CostRange(space, self.cost, metrics=("latency",))
+            lo, hi = self._latency_range = lat.lo["latency"], lat.hi["latency"]
+            self._directions.update(lat.directions)
+            if lat.exact:
+                check_feasible(space, Bounds({"latency": iv}), lat.lo, lat.hi, self.band)
+            self._ends.append(("latency", *_float_ends(iv), 1.0 / max(hi - lo, 1e-9)))
 
     def _infeasible(self, reason: str) -> InfeasibleError:
         r = self.range
         ranges = "; ".join(f"{format_quantity(r.lo[m], 4)} – {format_quantity(r.hi[m], 4)} {m}"
+                           if m != "latency" else "%.4g – %.4gms latency (predicted)" % self._latency_range
                            for m in self.bounds.intervals)
         return InfeasibleError(f"infeasible band {self.band}: {reason} (space {self.space.name} spans {ranges})")
 
@@ -194,7 +227,7 @@ class ConstrainedSampler:
     # -------------------------------------------------------------- trunk-first sampling
     def _trunks(self) -> TrunkModel:
         if self._trunk_model is None:
-            self._trunk_model = TrunkModel(self.space, self.cost, self._ends)
+            self._trunk_model = TrunkModel(self.space, self._base_cost, self._cost_ends)
             for t in self._excluded:
                 self._trunk_model.exclude(t)
             if not self._trunk_model.feasible and self.range.exact:
@@ -203,6 +236,8 @@ class ConstrainedSampler:
 
     def _trunk_sample(self) -> dict:
         rng = self.rng
+        if not self._cost_ends:  # a latency band alone: the trunk model knows params and FLOPs only
+            return self._walk_sample()
         model = self._trunks()
         local = model.local_paths
         for _ in range(self.restarts):
@@ -232,7 +267,11 @@ class ConstrainedSampler:
             arch = self._repair(arch, local)
             if arch is not None:
                 return self._keep(self._mix(arch, local))
-        # the trunk model found nothing: walk from uniform archs over every dimension
+        return self._walk_sample()
+
+    def _walk_sample(self) -> dict:
+        """Walk uniform archs into the band over every dimension (the trunk model found nothing)."""
+        rng = self.rng
         for _ in range(self.restarts):
             arch = self._repair(self.space.sample(rng), None)
             if arch is not None:
@@ -271,10 +310,9 @@ class ConstrainedSampler:
             return None
         i = d.choices.index(arch[p])
         if direction:
-            if self.range is not None:
-                # a dimension that lowers this metric when raised moves the other way
-                sgn = self.range.directions.get(metric, {}).get(p, 1)
-                direction *= -1 if sgn < 0 else 1
+            # a dimension that lowers this metric when raised moves the other way
+            sgn = self._directions.get(metric, {}).get(p, 1)
+            direction *= -1 if sgn < 0 else 1
             j = i + direction
             if not 0 <= j < d.size:
                 return None
@@ -313,6 +351,16 @@ class ConstrainedSampler:
             if cand is not None and self._contains(self.cost(cand)):
                 arch = cand
         return arch
+
+
+def _float_ends(iv) -> tuple[float | None, float | None]:
+    """An interval's closed float ends (a strict end moves to the next float inside)."""
+    lo = hi = None
+    if iv.lo is not None:
+        lo = math.nextafter(float(iv.lo), math.inf) if iv.lo_strict else float(iv.lo)
+    if iv.hi is not None:
+        hi = math.nextafter(float(iv.hi), -math.inf) if iv.hi_strict else float(iv.hi)
+    return lo, hi
 
 
 def sampler_for(space, rng: random.Random, bounds: Bounds | None = None, **kw):

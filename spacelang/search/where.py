@@ -1,15 +1,18 @@
 """Resource bands: ``--where`` expressions and a space's ``constraint``s as intervals per metric.
 
 A band is the intersection of bounds on the metrics of :class:`spacelang.cost.Cost`
-(``params``, ``flops``).  ``--where`` takes small comparison expressions, parsed here by hand
+(``params``, ``flops``) and, given a device profile, ``latency`` (milliseconds; see
+:mod:`spacelang.latency`).  ``--where`` takes small comparison expressions, parsed here by hand
 (never ``eval``)::
 
     params<=23M        flops < 1.5G        18M <= params <= 23M        23M >= params > 18M
     params<=23M, flops<=5G                 params >= 18M and params <= 23M
+    latency<=20ms      latency < 1.5s      800us <= latency <= 20ms
 
 Quantities are decimal numbers with an optional exponent and an optional K/M/G suffix
 (``23M`` = 23,000,000; ``1.5G``; ``18e6``); they are kept exact (``fractions.Fraction``), so
 ``22.9M`` is exactly 22,900,000 and strict bounds compare exactly against integer costs.
+Latency bounds are times with their unit (``ms``, ``us``, ``s``), kept in milliseconds.
 """
 from __future__ import annotations
 
@@ -20,16 +23,23 @@ from typing import Iterable, Mapping
 import attrs
 
 from ..errors import InfeasibleError, WhereError
-from ..util.quantity import human, parse_quantity
+from ..util.quantity import TIME_METRICS, human, parse_bound
 
-METRICS = ("params", "flops")
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[KkMG]?)(?![\w.])"
+METRICS = ("params", "flops", "latency")
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?:ms|us|µs|s|[KkMG])?)(?![\w.])"
                     r"|(?P<name>[A-Za-z_]\w*)|(?P<op><=|>=|<|>|=)|(?P<sep>,))")
 
 
 def format_quantity(v, digits: int = 7) -> str:
     """23000000 -> 23M, 22900000 -> 22.9M, 1500000000 -> 1.5G (``digits`` significant digits)."""
     return human(Fraction(v), digits)
+
+
+def format_bound(metric: str, v, digits: int = 7) -> str:
+    """A value of ``metric`` as a bound is written: ``23M`` for counts, ``20ms`` for latency."""
+    if metric in TIME_METRICS:
+        return f"{float(v):.{digits}g}ms"
+    return format_quantity(v, digits)
 
 
 @attrs.frozen
@@ -77,8 +87,8 @@ class Interval:
         return lo, hi
 
     def describe(self, metric: str) -> str:
-        lo = f"{format_quantity(self.lo)} {'<' if self.lo_strict else '<='} " if self.lo is not None else ""
-        hi = f" {'<' if self.hi_strict else '<='} {format_quantity(self.hi)}" if self.hi is not None else ""
+        lo = f"{format_bound(metric, self.lo)} {'<' if self.lo_strict else '<='} " if self.lo is not None else ""
+        hi = f" {'<' if self.hi_strict else '<='} {format_bound(metric, self.hi)}" if self.hi is not None else ""
         return f"{lo}{metric}{hi}" if (lo or hi) else f"any {metric}"
 
 
@@ -153,12 +163,8 @@ def _tokens(text: str):
         if not m or m.end() == pos:
             raise WhereError(f"--where {text!r}: cannot read {text[pos:].strip()!r} "
                              f"(expected a metric ({', '.join(METRICS)}), a comparison or a quantity like 23M)")
-        if m.group("num") is not None:
-            try:
-                value = parse_quantity(m.group("num"))
-            except WhereError as e:
-                raise WhereError(f"--where {text!r}: {e.message}") from None
-            yield "num", value, m.start("num")
+        if m.group("num") is not None:  # parsed once its metric is known (a count or a time)
+            yield "num", m.group("num"), m.start("num")
         elif m.group("name") is not None:
             name = m.group("name")
             if name == "and":
@@ -193,6 +199,12 @@ def _comparison(text: str, g: list) -> tuple[str, Interval]:
     kinds = [t[0] for t in g]
     bad = WhereError(f"--where {text!r}: expected 'METRIC OP Q', 'Q OP METRIC' or 'Q OP METRIC OP Q' "
                      f"with METRIC one of {', '.join(METRICS)} and Q a quantity like 23M")
+    metric = next((t[1] for t in g if t[0] == "metric"), None)
+    if metric is not None:
+        try:
+            g = [(k, parse_bound(metric, v) if k == "num" else v, at) for k, v, at in g]
+        except WhereError as e:
+            raise WhereError(f"--where {text!r}: {e.message}") from None
     if kinds == ["metric", "op", "num"]:
         return g[0][1], _interval(g[1][1], g[2][1])
     if kinds == ["num", "op", "metric"]:
@@ -219,11 +231,11 @@ def check_feasible(space, bounds: Bounds, lo_cost, hi_cost, band: str | None = N
         lo, hi = min(lo, hi), max(lo, hi)
         if iv.empty():
             raise InfeasibleError(f"infeasible band {band}: the bounds on {m} exclude each other "
-                                  f"(space {space.name} spans {format_quantity(lo, 4)} – {format_quantity(hi, 4)} {m})")
+                                  f"(space {space.name} spans {format_bound(m, lo, 4)} – {format_bound(m, hi, 4)} {m})")
         if not iv.overlaps(lo, hi):
             raise InfeasibleError(
-                f"infeasible band {band}: space {space.name} spans {format_quantity(lo, 4)} – "
-                f"{format_quantity(hi, 4)} {m} (smallest – largest subnet)")
+                f"infeasible band {band}: space {space.name} spans {format_bound(m, lo, 4)} – "
+                f"{format_bound(m, hi, 4)} {m} (smallest – largest subnet)")
 
 
 def _metric(c, m: str):
@@ -231,4 +243,4 @@ def _metric(c, m: str):
 
 
 __all__ = ["Bounds", "Interval", "WhereError", "InfeasibleError", "METRICS", "check_feasible", "constraint_interval",
-           "format_quantity"]
+           "format_quantity", "format_bound"]

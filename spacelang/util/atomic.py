@@ -25,16 +25,24 @@ def os_error_message(e: OSError) -> str:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (same-folder temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (same-folder temporary file, fsync, rename).
+
+    A file that already exists keeps its permission bits (``fmt`` rewrites users' files)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)[:200]}.{os.getpid()}.tmp")
     try:
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = None
         os.makedirs(folder, exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as e:
         try:
