@@ -19,12 +19,12 @@ sys.path.insert(0, ROOT)
 SPACE = os.path.join(ROOT, "examples", "digits-asvit.space")
 
 
-def load_space(allow_global: bool = True):
+def load_space(path: str = SPACE, allow_global: bool = True):
     """The digits As-ViT space; if attention splits are not compiled yet, its window-free variant."""
     import spacelang as sl
     from spacelang.compiler.proxies import build_network
     from spacelang.errors import CompileError
-    space = sl.load(SPACE)
+    space = sl.load(path)
     probe = {**space.min_arch(), "s1.split": 2}
     try:
         build_network(space, probe, 0)
@@ -33,7 +33,7 @@ def load_space(allow_global: bool = True):
         if not allow_global:
             raise
     text = re.sub(r"let split = \{[^}]*\}", "let split = 1", space.source)
-    return sl.loads(text, filename=SPACE + " (splits 1: not compiled yet)"), False
+    return sl.loads(text, filename=path + " (splits 1: not compiled yet)"), False
 
 
 def digits_tensors():

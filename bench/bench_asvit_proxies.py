@@ -20,7 +20,7 @@ import random
 import statistics
 import time
 
-from bench_asvit_common import digits_tensors, kendall, load_space, train_from_scratch
+from bench_asvit_common import SPACE, digits_tensors, kendall, load_space, train_from_scratch
 
 
 def main() -> None:
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--inits", type=int, default=5)
+    ap.add_argument("--space", default=SPACE, help="the topology space (default examples/digits-asvit.space)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -38,7 +39,7 @@ def main() -> None:
     from spacelang.compiler import proxies as P
     from spacelang.util.archkey import arch_json
 
-    space, splits = load_space()
+    space, splits = load_space(args.space)
     state = "compiled" if splits else "NOT compiled: splits 1"
     print(f"space {space.name}: {space.size():,} topologies; attention splits {state}")
     rng, archs, seen = random.Random(args.seed), [], set()

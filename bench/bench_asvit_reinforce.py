@@ -17,7 +17,7 @@ import random
 import tempfile
 import time
 
-from bench_asvit_common import digits_tensors, load_space, train_from_scratch
+from bench_asvit_common import SPACE, digits_tensors, load_space, train_from_scratch
 
 
 def main() -> None:
@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--inits", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--space", default=SPACE, help="the topology space (default examples/digits-asvit.space)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = ap.parse_args()
 
@@ -37,7 +38,7 @@ def main() -> None:
     from spacelang.search.reinforce import ASVIT_OBJECTIVES, run_reinforce
     from spacelang.util.archkey import arch_json
 
-    space, splits = load_space()
+    space, splits = load_space(args.space)
     print(f"space {space.name}; splits {'compiled' if splits else 'NOT compiled: splits 1'}; "
           f"{args.steps} steps, {args.inits} inits per score")
     proxies = P.parse_list("le,ntk")

@@ -39,6 +39,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from spacelang.errors import DataError
 
+from .distributed import SINGLE, Dist, shard_batches
+
 SPLIT_SEED = 0  # the digits / hold-out split never changes with the training seed: results stay comparable
 
 
@@ -56,15 +58,28 @@ class Data:
     num_workers: int = 0
     info: dict[str, Any] = field(default_factory=dict)
 
-    def train_loader(self, batch_size: int, seed: int, epoch: int, drop_last: bool = True) -> DataLoader:
-        """Shuffled training batches of ``epoch``; the order depends on ``(seed, epoch)`` only."""
+    @property
+    def pin_memory(self) -> bool:
+        """Pinned host memory for loaders that feed a GPU from worker processes (ImageFolder)."""
+        return not self.in_memory
+
+    def train_loader(self, batch_size: int, seed: int, epoch: int, drop_last: bool = True,
+                     dist: Dist = SINGLE) -> DataLoader:
+        """Shuffled training batches of ``epoch``; the order depends on ``(seed, epoch)`` only.
+
+        Under torchrun each process gets its contiguous slice of every global batch of
+        ``world × batch_size`` (:func:`~spacelang.compiler.distributed.shard_batches`), so the
+        ranks' batches at a step together are one process's batch of that size."""
         g = torch.Generator()
         g.manual_seed(_mix(seed, epoch))
         n = len(self.train)
         # a training batch larger than the data would give no batch at all with drop_last
-        drop_last = drop_last and n >= batch_size
-        return DataLoader(self.train, batch_size=batch_size, shuffle=True, generator=g, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=False)
+        drop_last = drop_last and n >= batch_size * dist.world
+        batches = shard_batches(n, batch_size, g, dist, drop_last)
+        # the loader's own generator seeds its workers: without one it would draw from the global
+        # torch RNG, which drop path uses too
+        return DataLoader(self.train, batch_sampler=batches, num_workers=self.num_workers, generator=g,
+                          persistent_workers=False, pin_memory=self.pin_memory and torch.cuda.is_available())
 
     def eval_loader(self, split: str, batch_size: int = 256) -> DataLoader:
         """Batches of ``split`` (``"val"`` or ``"test"``; also ``"train"``) in a fixed order."""

@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 from spacelang.errors import DataError
 
+from .distributed import SINGLE, Dist, my_share
+from .precision import autocast
+
 
 def fit_input(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Resize a batch to an arch's input ``(C, H, W)`` when the space makes resolution a dimension."""
@@ -60,11 +63,15 @@ def recalibrate_bn(net: nn.Module, arch: Mapping[str, Any], batches: Iterable,
 
 
 def evaluate(net: nn.Module, archs: Sequence[Mapping[str, Any]], loader: Iterable,
-             device: str | torch.device = "cpu", bn_batches: Iterable | None = None) -> list[float]:
+             device: str | torch.device = "cpu", bn_batches: Iterable | None = None,
+             dist: Dist = SINGLE, amp: str = "none") -> list[float]:
     """Top-1 accuracy in percent of each arch on ``loader``'s ``(x, y)`` batches.
 
     ``bn_batches`` (training batches) is used only if the supernet has BatchNorm: then each arch's
     statistics are recalibrated on it and evaluated before the next arch (one loader pass per arch).
+    Under torchrun (``dist``) each process evaluates every ``world``-th batch and the correct
+    counts are summed over the processes, so the accuracies do not depend on the world size.
+    ``amp`` runs the forward passes under autocast (``bf16``/``fp16``).
     """
     archs = list(archs)
     if not archs:
@@ -76,25 +83,28 @@ def evaluate(net: nn.Module, archs: Sequence[Mapping[str, Any]], loader: Iterabl
             out = []
             for a in archs:
                 recalibrate_bn(net, a, bn_batches, device)
-                out.extend(_evaluate(net, [a], loader, device))
+                out.extend(_evaluate(net, [a], loader, device, dist, amp))
             return out
-        return _evaluate(net, archs, loader, device)
+        return _evaluate(net, archs, loader, device, dist, amp)
     finally:
         net.train(was)
 
 
-def _evaluate(net, archs, loader, device) -> list[float]:
+def _evaluate(net, archs, loader, device, dist: Dist = SINGLE, amp: str = "none") -> list[float]:
     net.eval()
     shapes = [net.input_shape(a) for a in archs]
     correct = [0] * len(archs)
     total = 0
-    with torch.inference_mode():
-        for x, y in loader:
+    with torch.inference_mode(), autocast(device, amp):
+        for x, y in my_share(loader, dist):
             x, y = x.to(device), y.to(device)
             total += y.numel()
             for i, (a, shape) in enumerate(zip(archs, shapes)):
                 pred = net(fit_input(x, shape), a).argmax(dim=-1)
                 correct[i] += int((pred == y).sum())
+    if dist.active:
+        counts = dist.all_reduce_sum(torch.tensor([total, *correct], dtype=torch.long))
+        total, correct = int(counts[0]), [int(c) for c in counts[1:]]
     if total == 0:
         raise DataError("the evaluation split is empty")
     return [100.0 * c / total for c in correct]

@@ -1,32 +1,42 @@
-"""One subnet of a trained supernet as a standalone directory, and back.
+"""One subnet of a trained supernet as a standalone folder, in the formats users deploy, and back.
 
-:func:`export` writes into a directory
+:func:`export` (from a run directory) and :func:`export_subnet` (from a supernet in memory) write
 
-- ``model.safetensors`` the extracted subnet's ``state_dict``;
+- ``model.safetensors`` the extracted subnet's ``state_dict`` (always);
+- ``model.py``          with ``pytorch``: plain ``torch.nn`` source, ``build()`` loads the weights
+  (:mod:`.export_pytorch`);
+- ``model.onnx``        with ``onnx``; ``model.pt2`` with ``pt2`` (:mod:`.export_formats`);
 - ``arch.json``         the canonical arch;
-- ``space.space``       the space's source (a few hundred bytes), so the subnet can be rebuilt
-  without the run directory (:func:`load_subnet`);
-- ``config.json``       the space (name, sha256, semantic sha256), input shape, classes, exact
-  params and FLOPs, the preprocessing the weights were trained with (resize, channels,
-  normalisation), the dataset, and the sha256 of every file above.
+- ``space.space``       the space's source, so the subnet can be rebuilt without the run
+  directory (:func:`load_subnet`);
+- ``provenance.json``   where the subnet comes from and how far each format is from the supernet:
+  the space (name, sha256, semantic sha256), the checkpoint (run, epoch, weights sha256), the
+  arch, its metrics (from a best.json), exact params and FLOPs, versions (spacelang, torch,
+  timm, …), the preprocessing, and each format's parity figure (max abs difference);
+- ``config.json``       the space, input shape, classes, params and FLOPs, the preprocessing the
+  weights were trained with (resize, channels, normalisation), the formats, and the sha256 of
+  every other file.  Written last.
 
-:func:`load_subnet` verifies those hashes.  Arch files may be a bare arch or a ``best.json``;
-one recorded for another space is refused ("from space X, not Y").
+Every format is checked against the supernet before the folder appears (written as ``DIR.tmp``,
+then renamed).  :func:`load_subnet` verifies the hashes.  Arch files may be a bare arch or a
+``best.json``; one recorded for another space is refused ("from space X, not Y").
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Any, Callable, Mapping
+import shutil
+from typing import Any, Callable, Iterable, Mapping
 
-from spacelang.errors import ArchError, CheckpointError
-from spacelang.util.atomic import write_bytes, write_json
+from spacelang.errors import ArchError, CheckpointError, OptionError, OutputError
+from spacelang.util.atomic import os_error_message, write_bytes, write_json
 
 from .identity import check_same_space, space_identity
-from .outputs import ensure_dir
 
-FORMAT = 2
+FORMAT = 2  # config.json's layout (fields were added since, none changed)
+PROVENANCE_FORMAT = 1
+PARITY_BATCH, PARITY_SEED = 2, 0
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's IMAGENET_DEFAULT_*
 
 
@@ -76,40 +86,174 @@ def broken_constraints(space, arch: Mapping[str, Any]) -> list[str]:
             if not con.holds(getattr(c, con.metric))]
 
 
+def read_metrics(path: str) -> dict:
+    """The numbers a ``best.json`` records next to its arch (accuracy, error, params, FLOPs, …);
+    empty for a bare arch file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    if not (isinstance(obj, dict) and isinstance(obj.get("arch"), dict)):
+        return {}
+    return {k: v for k, v in sorted(obj.items()) if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def parse_formats(formats: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The formats to write, in :data:`FORMATS` order; safetensors always (every other format and
+    :func:`load_subnet` build on its folder).  An unknown name is an :class:`OptionError`."""
+    from .export_formats import FORMATS
+    names = formats.split(",") if isinstance(formats, str) else list(formats or [])
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown:
+        raise OptionError(f"unknown export format {', '.join(map(repr, unknown))} (formats: {', '.join(FORMATS)})")
+    return tuple(f for f in FORMATS if f == "safetensors" or f in names)
+
+
 def export(rundir: str, arch: Mapping[str, Any], out: str, recorded_space: Mapping | None = None,
-           warn: Callable[[str], None] | None = None) -> dict:
-    """Extract ``arch`` from ``rundir``'s supernet into ``out``; returns config.json's object.
+           warn: Callable[[str], None] | None = None, formats: str | Iterable[str] | None = None,
+           metrics: Mapping[str, Any] | None = None) -> dict:
+    """Extract ``arch`` from ``rundir``'s supernet into ``out`` in ``formats`` (see
+    :func:`export_subnet`); returns config.json's object.
 
     ``recorded_space`` (the ``space`` of a best.json) must name ``rundir``'s space.  An arch
     that breaks the space's constraints is exported with a warning through ``warn``.
     """
-    from safetensors.torch import save as to_bytes
-    from spacelang.cost import cost
+    from .checkpoint import WEIGHTS
     from .train import load_supernet
 
     space, net, c = load_supernet(rundir)
     check_same_space(recorded_space, space, "the arch")
+    cfg = c.state.get("config") or {}
+    checkpoint = {"run": os.path.abspath(rundir), "epoch": c.epoch,
+                  "weights_sha256": (c.state.get("files") or {}).get(WEIGHTS)}
+    return export_subnet(space, net, arch, out, formats=formats, metrics=metrics, checkpoint=checkpoint, warn=warn,
+                         data=cfg.get("data"), data_info=c.state.get("data_info"))
+
+
+def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str | Iterable[str] | None = None,
+                  metrics: Mapping[str, Any] | None = None, checkpoint: Mapping[str, Any] | None = None,
+                  warn: Callable[[str], None] | None = None, data: str | None = None,
+                  data_info: Mapping[str, Any] | None = None) -> dict:
+    """Write ``arch`` of the supernet ``net`` (compiled from ``space``) into the folder ``out``.
+
+    Every format is checked against ``net(x, arch)`` on a random batch (:data:`PARITY_BATCH`
+    images, seed :data:`PARITY_SEED`) before the folder is published: everything is written into
+    ``out.tmp``, which replaces ``out`` by rename only when every check passed (a failed check is
+    a :class:`CompileError` and leaves ``out`` as it was).  ``out`` may be absent, empty, or an
+    earlier export; any other existing folder is refused.  Returns config.json's object.
+    """
+    import torch
+
+    from spacelang.cost import cost
+    from .export_formats import WRITERS
+
+    fmts = parse_formats(formats)
     arch = space.validate(arch)
     broken = broken_constraints(space, arch)
     if broken and warn:
         warn(f"the arch breaks the constraints of space {space.name}: {'; '.join(broken)}")
-    sub = net.extract(arch).eval()
-    cst = cost(space, arch)
-    ensure_dir(out)
-    blobs = {"model.safetensors": to_bytes({k: v.detach().contiguous().cpu() for k, v in sub.state_dict().items()},
-                                           metadata={"format": "pt"}),
-             "space.space": c.source.encode("utf-8"),
-             "arch.json": (json.dumps(arch, indent=2, sort_keys=True) + "\n").encode("utf-8")}
-    for name, data in blobs.items():
-        write_bytes(os.path.join(out, name), data)
-    cfg = c.state.get("config") or {}
-    config = {"space": space_identity(space), "input_shape": list(sub.input_shape), "classes": space.classes,
-              "params": cst.params, "flops": cst.flops, "trained_epochs": c.epoch, "format": FORMAT,
-              "preprocessing": preprocessing(cfg.get("data"), sub.input_shape, (c.state.get("data_info") or {})),
-              "constraints_broken": broken,
-              "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(blobs.items())}}
-    write_json(os.path.join(out, "config.json"), config)
+    was_training = net.training
+    net.eval()
+    try:
+        sub = net.extract(arch).eval()
+        p = next(net.parameters())
+        x = torch.randn(PARITY_BATCH, *sub.input_shape, generator=torch.Generator().manual_seed(PARITY_SEED))
+        x = x.to(device=p.device, dtype=p.dtype)
+        with torch.no_grad():
+            ref = net(x, arch)
+        cst = cost(space, arch)
+        prep = preprocessing(data, sub.input_shape, data_info)
+        tmp = _start(out)
+        try:
+            results = {}
+            for fmt in fmts:
+                results[fmt] = WRITERS[fmt](sub, x, ref, tmp, rebuild=lambda: net.extract(arch).eval(),
+                                            title=f"Subnet of space {space.name}: {cst.params:,} parameters, "
+                                                  f"{cst.flops:,} FLOPs.", version=_version("spacelang"))
+            blobs = {"space.space": space.source.encode("utf-8"),
+                     "arch.json": (json.dumps(arch, indent=2, sort_keys=True) + "\n").encode("utf-8")}
+            for name, data_ in blobs.items():
+                write_bytes(os.path.join(tmp, name), data_)
+            provenance = {"format": PROVENANCE_FORMAT, "space": space_identity(space), "checkpoint": checkpoint,
+                          "arch": arch, "metrics": dict(metrics or {}), "cost": {"params": cst.params, "flops": cst.flops},
+                          "versions": _versions(fmts), "preprocessing": prep,
+                          "parity": {"batch": PARITY_BATCH, "seed": PARITY_SEED, "input": "standard normal",
+                                     "reference": "the supernet's output net(x, arch), eval mode, float32",
+                                     "formats": results}}
+            write_json(os.path.join(tmp, "provenance.json"), provenance)
+            files = sorted({f for r in results.values() for f in r["files"]} | set(blobs) | {"provenance.json"})
+            config = {"space": space_identity(space), "input_shape": list(sub.input_shape), "classes": space.classes,
+                      "params": cst.params, "flops": cst.flops,
+                      "trained_epochs": (checkpoint or {}).get("epoch"), "format": FORMAT,
+                      "preprocessing": prep, "constraints_broken": broken, "formats": list(fmts),
+                      "files": {name: _sha256_file(os.path.join(tmp, name)) for name in files}}
+            write_json(os.path.join(tmp, "config.json"), config)  # last: it marks a complete folder
+            _publish(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        net.train(was_training)
     return config
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _versions(fmts) -> dict:
+    import platform
+    names = ["spacelang", "torch", "timm", "safetensors"] + (["onnx", "onnxruntime"] if "onnx" in fmts else [])
+    return {"python": platform.python_version(), **{n: _version(n) for n in names}}
+
+
+def _sha256_file(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _start(out: str) -> str:
+    """Check that ``out`` can be (re)placed and return a fresh ``out.tmp`` folder to write into."""
+    out = out.rstrip(os.sep) or out
+    if os.path.lexists(out):
+        if not os.path.isdir(out):
+            raise OutputError(f"cannot write into {out}: it is a file, not a folder")
+        if os.listdir(out) and not os.path.isfile(os.path.join(out, "config.json")):
+            raise OutputError(f"{out} exists and is not an exported subnet: refusing to replace it",
+                              hint="choose a new folder, or empty this one")
+        probe = os.path.join(out, f".spacelang-probe.{os.getpid()}")
+        try:  # replacing a folder we may not write into would surprise its owner
+            os.close(os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL))
+            os.unlink(probe)
+        except OSError as e:
+            raise OutputError(f"cannot write into {out}: {os_error_message(e)}") from None
+    tmp = out + ".tmp"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {os_error_message(e)}") from None
+    return tmp
+
+
+def _publish(tmp: str, out: str) -> None:
+    """Replace ``out`` by the finished ``tmp`` (two renames when ``out`` exists)."""
+    out = out.rstrip(os.sep) or out
+    old = out + ".old"
+    try:
+        if os.path.isdir(out):
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {os_error_message(e)}") from None
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_config(directory: str) -> dict:
@@ -163,4 +307,5 @@ def load_subnet(directory: str):
     return sub.eval()
 
 
-__all__ = ["export", "load_subnet", "read_arch", "read_config", "preprocessing", "broken_constraints"]
+__all__ = ["export", "export_subnet", "load_subnet", "read_arch", "read_metrics", "read_config", "parse_formats",
+           "preprocessing", "broken_constraints"]

@@ -222,7 +222,7 @@ def build_profile(space, *, batch: int = 1, threads: int = 1, dtype: str = "floa
     torch.manual_seed(seed)
     rng = random.Random(f"spacelang-latency/{seed}")
     archs = [space.sample(rng) for _ in range(pool)]
-    configs = layer_configs(space, [space.min_arch(), space.max_arch(), *archs[:200]])
+    configs = layer_configs(space, [space.min_arch(), space.max_arch(), *archs])  # every arch it may time
     resolutions = sorted({space.input_shape(a)[1] for a in [space.min_arch(), space.max_arch(), *archs]})
     log(f"{space.name}: {len(configs)} distinct layer configurations; batch {batch}, {threads} thread(s), {dtype}, "
         f"{timing.clock} clock")
@@ -265,7 +265,12 @@ def build_profile(space, *, batch: int = 1, threads: int = 1, dtype: str = "floa
 def check_profile(profile: Profile, n: int = 20, seed: int = 1, force: bool = False, clock: str | None = None,
                   statistic: str | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
     """Re-measure ``n`` random subnets (uniform, seeded, none of the profile's own) against the
-    profile's predictions on this machine; returns the error and the rows."""
+    profile's predictions on this machine; returns the error and the rows.
+
+    :data:`ANCHORS` of the profile's own subnets are timed with them: ``drift`` is the median
+    ratio of their times now to their times in the profile (the whole machine's change of speed),
+    and ``drift_corrected`` the error of the predictions scaled by it — what is left is the
+    model's error.  The plain figures stay the primary ones."""
     if n < 1:
         raise OptionError(f"-n must be at least 1, got {n}")
     profile.check_machine(force)
@@ -287,10 +292,21 @@ def check_profile(profile: Profile, n: int = 20, seed: int = 1, force: bool = Fa
         raise ProfileError(f"{profile.path}: no subnet left to check (the profile measured them all)")
     predicted = [predictor(a) for a in archs]
     timing = Timing.of(profile, clock, statistic)
-    measured = remeasure(profile, space, archs, timing=timing, log=log)
-    return {**heldout_error(predicted, measured), "clock": timing.clock, "statistic": timing.statistic,
-            "rows": [{"arch": a, "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}
-                     for a, p, m in zip(archs, predicted, measured)]}
+    # anchors: a few of the profile's own subnets, timed in the same groups, tell how much faster or
+    # slower the whole machine is now than when the profile was built (other processes' load)
+    own = profile.data.get("subnets") or []
+    anchors = [own[i] for i in sorted({round(j * (len(own) - 1) / (ANCHORS - 1)) for j in range(ANCHORS)})] \
+        if len(own) >= ANCHORS else []
+    measured = remeasure(profile, space, archs + [r["arch"] for r in anchors], timing=timing, log=log)
+    measured, now = measured[:len(archs)], measured[len(archs):]
+    out = {**heldout_error(predicted, measured), "clock": timing.clock, "statistic": timing.statistic,
+           "rows": [{"arch": a, "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}
+                    for a, p, m in zip(archs, predicted, measured)]}
+    if anchors:
+        drift = statistics.median(m / r["measured_ms"] for m, r in zip(now, anchors))
+        out["drift"] = round(drift, 4)
+        out["drift_corrected"] = heldout_error([p * drift for p in predicted], measured)
+    return out
 
 
 def remeasure(profile: Profile, space, archs: Sequence[Mapping[str, Any]], net=None, timing: Timing | None = None,
@@ -305,6 +321,8 @@ def remeasure(profile: Profile, space, archs: Sequence[Mapping[str, Any]], net=N
 
 
 # ------------------------------------------------------------------------------ for the search
+#: how many of a profile's own subnets ``check_profile`` re-times to gauge the machine's drift
+ANCHORS = 5
 #: how many candidates a search re-measures: its best and the latency Pareto front's best few
 REMEASURE = 6
 

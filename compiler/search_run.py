@@ -20,6 +20,7 @@ are not evaluated again, and evolution restarts from its state file in OUT.  OUT
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +31,8 @@ from spacelang.errors import CheckpointError, SearchError
 from spacelang.util.archkey import arch_json
 from spacelang.util.atomic import write_bytes, write_json, write_jsonl
 
+from . import distributed
+from .distributed import SINGLE, Dist
 from .identity import space_identity
 from .outputs import ensure_dir
 from .runlock import RunLock
@@ -39,8 +42,9 @@ class ResultLog:
     """``results.jsonl``: evaluated archs by canonical JSON; new rows appended and flushed at once,
     so a killed search loses at most the generation it was evaluating."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, write: bool = True):
         self.path = path
+        self.write = write  # False on the other ranks of a distributed search: rank 0 alone writes
         self.rows: dict[str, dict] = {}
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
@@ -53,7 +57,8 @@ class ResultLog:
                     except json.JSONDecodeError:
                         break  # a line cut by a kill: everything before it is good
                     self.rows[arch_json(row["arch"])] = row
-            write_jsonl(path, self.rows.values())  # drop a truncated tail so appends start on a clean line
+            if write:
+                write_jsonl(path, self.rows.values())  # drop a truncated tail so appends start on a clean line
 
     def get(self, arch) -> dict | None:
         return self.rows.get(arch_json(arch))
@@ -61,6 +66,9 @@ class ResultLog:
     def add(self, rows: list[dict]) -> None:
         from spacelang.errors import OutputError
         from spacelang.util.atomic import os_error_message
+        if not self.write:
+            self.rows.update((arch_json(row["arch"]), row) for row in rows)
+            return
         try:
             with open(self.path, "a", encoding="utf-8") as f:
                 for row in rows:
@@ -90,14 +98,19 @@ def run_search(rundir: str, out: str, bounds=None, strategy: str = "evolution", 
     would.  ``net_space`` = ``(space, net, train_config_dict)`` skips loading the checkpoint
     (benchmarks reuse a net in memory).
     """
-    ensure_dir(out)
-    with RunLock(out):
-        return _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, log or (lambda s: None),
-                       net_space, device, evolution_settings, latency_profile, force_profile)
+    dist = distributed.setup(device)
+    if dist.main:
+        ensure_dir(out)
+    # under torchrun every rank evaluates its share of each batch; rank 0 alone writes OUT
+    with RunLock(out) if dist.main else contextlib.nullcontext():
+        return _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot,
+                       (log or (lambda s: None)) if dist.main else (lambda s: None),
+                       net_space, distributed.device_for(device, dist), evolution_settings, latency_profile,
+                       force_profile, dist)
 
 
 def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, log, net_space, device,
-            evolution_settings, latency_profile=None, force_profile=False) -> dict:
+            evolution_settings, latency_profile=None, force_profile=False, dist: Dist = SINGLE) -> dict:
     from . import evaluate as ev
     from .bn import bn_batches
     from .data import load_data
@@ -131,7 +144,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
     val = ev.CachedLoader(ds.eval_loader("val", batch_size), device) if ds.in_memory \
         else ds.eval_loader("val", batch_size)
     bn = bn_batches(net, ds, cfg)
-    if c is not None:
+    if c is not None and dist.main:
         _claim(out, {"checkpoint": os.path.abspath(c.path), "epoch": c.epoch, "step": c.step, "data": data_name,
                      "weights_sha256": (c.state.get("files") or {}).get("weights.safetensors")
                      or _file_sha256(os.path.join(c.path, "weights.safetensors")),
@@ -145,7 +158,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
         raise SearchError(f"search cannot bound latency yet ({band}): its sampler takes no latency predictor",
                           hint="search under params/FLOPs with --latency-profile for the latency column, "
                                "or draw archs in a latency band with `spacelang sample --latency-profile`")
-    results = ResultLog(os.path.join(out, "results.jsonl"))
+    results = ResultLog(os.path.join(out, "results.jsonl"), write=dist.main)
 
     def evaluator(archs: list[dict]) -> list[float]:
         """Search-validation accuracy (%) of each arch; cached archs are not evaluated again."""
@@ -156,7 +169,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
                 seen.add(k)
                 todo.append(a)
         if todo:
-            accs = ev.evaluate(net, todo, val, device=device, bn_batches=bn)
+            accs = ev.evaluate(net, todo, val, device=device, bn_batches=bn, dist=dist)
             rows = []
             for a, acc in zip(todo, accs):
                 c_ = cost(a)
@@ -178,16 +191,16 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
             state_path = os.path.join(out, "evolution_state.json")
             log(f"evolution: population {ecfg.population}, {ecfg.generations} generations, "
                 f"{ecfg.parents} parents, {ecfg.budget} evaluations")
-            bar = Progress(ecfg.budget, desc="search", unit="arch", write=log)
+            bar = Progress(ecfg.budget, desc="search", unit="arch", write=log, enabled=dist.main)
             res = evo.run_evolution(space, evaluator, ecfg, seed=seed, bounds=bounds, state_path=state_path,
-                                    resume=True, on_generation=progress)
+                                    resume=True, on_generation=progress, write_state=dist.main)
         elif strategy == "random":
             budget = num or evo.EvolutionConfig(**evolution_settings).budget
             state_path = os.path.join(out, "random_state.json")
             log(f"random search: {budget} evaluations")
-            bar = Progress(budget, desc="search", unit="arch", write=log)
+            bar = Progress(budget, desc="search", unit="arch", write=log, enabled=dist.main)
             res = evo.random_search(space, evaluator, budget, seed=seed, bounds=bounds, state_path=state_path,
-                                    resume=True, on_generation=progress)
+                                    resume=True, on_generation=progress, write_state=dist.main)
         else:
             raise SearchError(f"unknown strategy {strategy!r} (evolution or random)")
     except InfeasibleError as e:
@@ -204,10 +217,12 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
     top = max(rows, key=lambda r: (r["accuracy"], -r["params"], -r["flops"]))
     test = ev.CachedLoader(ds.eval_loader("test", batch_size), device) if ds.in_memory \
         else ds.eval_loader("test", batch_size)
-    test_acc = ev.evaluate(net, [top["arch"]], test, device=device, bn_batches=bn)[0]
+    test_acc = ev.evaluate(net, [top["arch"]], test, device=device, bn_batches=bn, dist=dist)[0]
     best = {"arch": top["arch"], "accuracy": test_acc, "val_accuracy": top["accuracy"], "split": "test",
             "params": top["params"], "flops": top["flops"], "strategy": strategy, "evaluated": len(rows),
             "bounds": str(band), "space": space_identity(space), "data": data_name}
+    if not dist.main:
+        return best
     if predictor is not None:
         from .latency import plot_latency_pareto, remeasure_candidates
         rows = [r if "latency" in r else {**r, "latency": round(predictor(r["arch"]), 4)} for r in rows]

@@ -22,6 +22,7 @@ from spacelang.errors import CompileError
 from spacelang.util.quantity import human
 
 from .ops import get_op
+from .ops.nasvit_transformer import stage_configs as op_stage_configs
 
 #: Version of how the ops store and read their weights.  Bump it whenever an op changes its
 #: parameter layout or how it slices it: checkpoints record it, and one written under another
@@ -133,7 +134,10 @@ class Supernet(nn.Module):
                 if layer.index != i:
                     raise ValueError(f"supernet spec of stage {st.name!r}: slot {i} has index {layer.index}")
                 op, rate = get_op(layer.kind), next(rates)
-                blocks.append(op(layer, drop_path=rate) if op.takes_drop_path else op(layer))
+                kw = {"drop_path": rate} if op.takes_drop_path else {}
+                if getattr(op, "takes_stage", False):  # e.g. NASViT's switchable scaling layers
+                    kw["stage"] = op_stage_configs(space, st.name)
+                blocks.append(op(layer, **kw))
             transition = get_op(st.transition.kind)(st.transition) if st.transition is not None else None
             stages.append(_Stage(transition, blocks))
         self.stages = nn.ModuleList(stages)  # a list, not a dict: stage names may shadow Module attributes
@@ -169,7 +173,9 @@ class Supernet(nn.Module):
             if st.transition is not None:
                 x = stage.transition(x, st.transition)
             for layer in st.blocks:
-                x = stage.blocks[layer.index](x, layer)
+                block = stage.blocks[layer.index]
+                x = block(x, layer, stage_depth=len(st.blocks)) if getattr(block, "takes_stage", False) \
+                    else block(x, layer)
         return self.head(x, spec.head)
 
     def extract(self, arch: Mapping[str, Any]) -> "Subnet":
@@ -179,7 +185,9 @@ class Supernet(nn.Module):
         for st in spec.stages:
             stage = self.stages[self.stage_index[st.name]]
             mods = [stage.transition.extract(st.transition)] if st.transition is not None else []
-            mods += [stage.blocks[layer.index].extract(layer) for layer in st.blocks]
+            mods += [stage.blocks[layer.index].extract(layer, stage_depth=len(st.blocks))
+                     if getattr(stage.blocks[layer.index], "takes_stage", False)
+                     else stage.blocks[layer.index].extract(layer) for layer in st.blocks]
             stages.append(nn.Sequential(*mods))
         sub = Subnet(self.stem.extract(spec.stem), stages,
                      self.head.extract(spec.head),

@@ -17,6 +17,7 @@ docs/training.md.  Checkpoints are written atomically after every epoch (see ``c
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -35,6 +36,9 @@ from spacelang.errors import CheckpointError, OptionError
 from spacelang.util.atomic import write_text
 
 from . import checkpoint as ckpt
+from . import distributed
+from .distributed import Dist
+from .precision import MODES, autocast, check_mode, grad_scaler
 from .data import Data, load_data
 from .evaluate import CachedLoader, evaluate, fit_input
 from .identity import resume_check
@@ -43,7 +47,9 @@ from .supernet import build_supernet
 
 SAMPLERS = ("uniform", "sandwich")
 # search-validation accuracy of the largest and the smallest subnet (not the best and worst arch)
-LOG_FIELDS = ["epoch", "step", "lr", "loss", "acc_largest", "acc_smallest", "seconds"]
+LOG_FIELDS = ["epoch", "step", "lr", "loss", "acc_largest", "acc_smallest", "seconds", "images_per_s"]
+#: every this many steps (and at the first step of an invocation) the ranks compare their archs
+ARCH_CHECK_EVERY = 50
 #: the names these columns had in logs written before the rename
 OLD_LOG_NAMES = {"val_acc_max": "acc_largest", "val_acc_min": "acc_smallest"}
 
@@ -70,6 +76,7 @@ class TrainConfig:
     clip_grad: float | None = None
     seed: int = 0
     workers: int = 0
+    amp: str = "none"             # mixed precision: none | bf16 | fp16 (compiler/precision.py)
 
     @classmethod
     def for_data(cls, data: str, **overrides) -> "TrainConfig":
@@ -96,6 +103,8 @@ class TrainConfig:
             raise OptionError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.sandwich_k < 0:
             raise OptionError("epochs and batch size must be positive, sandwich k non-negative")
+        if self.amp not in MODES:
+            raise OptionError(f"amp must be one of {', '.join(MODES)}, got {self.amp!r}")
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,7 +120,7 @@ class TrainConfig:
                 f"  regular.  label smoothing {self.label_smoothing:g}, drop path {self.drop_path:g}, "
                 f"mixup {self.mixup:g}, cutmix {self.cutmix:g}, shift {self.shift} px, "
                 f"clip grad {'off' if not self.clip_grad else f'{self.clip_grad:g}'}",
-                f"  seed      {self.seed}, data workers {self.workers}"]
+                f"  seed      {self.seed}, data workers {self.workers}, mixed precision {self.amp}"]
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -138,14 +147,20 @@ def sample_archs(space, sampler: str, seed: int, step: int, k: int = 2,
 
 
 # ---------------------------------------------------------------------------------------------- augmentation
-def random_shift(x: torch.Tensor, pixels: int, g: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``pixels`` in each direction (edge pixels replicated into the gap)."""
-    if pixels <= 0:
+def random_shift(x: torch.Tensor, pixels: int, g: torch.Generator, offset: int = 0,
+                 total: int | None = None) -> torch.Tensor:
+    """Translate each image by up to ``pixels`` in each direction (edge pixels replicated into the gap).
+
+    ``x`` is the slice ``[offset, offset + len(x))`` of a global batch of ``total`` images (one
+    process's share under torchrun): the shifts are drawn for the whole batch and sliced, so each
+    image moves the same whatever the number of processes."""
+    if pixels <= 0 or len(x) == 0:
         return x
     n, _, h, w = x.shape
+    total = n if total is None else total
     padded = torch.nn.functional.pad(x, (pixels,) * 4, mode="replicate")
-    dx = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
-    dy = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
+    dx = torch.randint(0, 2 * pixels + 1, (total,), generator=g)[offset:offset + n]
+    dy = torch.randint(0, 2 * pixels + 1, (total,), generator=g)[offset:offset + n]
     rows = (dy[:, None] + torch.arange(h)[None, :])                     # (n, h)
     cols = (dx[:, None] + torch.arange(w)[None, :])                     # (n, w)
     idx_n = torch.arange(n)[:, None, None]
@@ -202,12 +217,15 @@ def train(space, cfg: TrainConfig, rundir: str, resume: bool = False, progress: 
     arch, to train one subnet alone).  ``device`` is where the net runs (``cpu``, ``cuda``);
     checkpoints always hold CPU tensors.  Returns the state after the last epoch run.
     """
-    with RunLock(rundir):
-        return _train(space, cfg, rundir, resume, progress, stop_after, data, log, sample, device)
+    dist = distributed.setup(device)
+    # rank 0 alone writes the run directory, so it alone holds the lock
+    with RunLock(rundir) if dist.main else contextlib.nullcontext():
+        return _train(space, cfg, rundir, resume, progress, stop_after, data, log, sample, device, dist)
 
 
 def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, stop_after: int | None,
-           data: Data | None, log: Callable[[str], None] | None, sample: Callable | None, device: str) -> TrainResult:
+           data: Data | None, log: Callable[[str], None] | None, sample: Callable | None, device: str,
+           dist: Dist) -> TrainResult:
     from timm.data.mixup import mixup_target
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
@@ -217,38 +235,46 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     cfg.check()
     if cfg.data not in ("digits", "synthetic") and not os.path.isabs(cfg.data):
         cfg = dataclasses.replace(cfg, data=os.path.abspath(cfg.data))  # searchable from any directory
-    log = log or (lambda s: print(s, file=sys.stderr))
+    log = (log or (lambda s: print(s, file=sys.stderr))) if dist.main else (lambda s: None)
+    device = distributed.device_for(device, dist)
     seed_everything(cfg.seed)
     net = build_supernet(space, drop_path=cfg.drop_path).to(device)
     max_arch, min_arch = space.max_arch(), space.min_arch()
     data = data or load_data(cfg.data, space.input_shape(max_arch), space.classes, **(
         {"num_workers": cfg.workers} if cfg.data not in ("digits", "synthetic") else {}))
     mixup, criterion = _make_loss(cfg, space.classes)
+    epoch, step = 0, 0
+    c = ckpt.load(rundir) if resume and ckpt.checkpoint_dir(rundir) is not None else None
+    if c is not None:
+        cfg = _per_process_batch(cfg, c, dist, rundir, log)
+    check_mode(cfg.amp, device)
     opt = create_optimizer_v2(net, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(data.train_loader(cfg.batch_size, cfg.seed, 0))
+    scaler = grad_scaler(device, cfg.amp)
+    steps_per_epoch = len(data.train_loader(cfg.batch_size, cfg.seed, 0, dist=dist))
     total = cfg.epochs * steps_per_epoch
     sched = CosineLRScheduler(opt, t_initial=total, lr_min=cfg.min_lr, warmup_lr_init=cfg.warmup_lr,
                               warmup_t=int(cfg.warmup_epochs * steps_per_epoch), t_in_epochs=False)
     draw = sample or space.sample  # unconstrained, as AutoFormer and S3 (Alg. 2) train
 
-    epoch, step = 0, 0
     log_path = os.path.join(rundir, "log.csv")
     log_rows: list[dict] = []
-    if resume and ckpt.checkpoint_dir(rundir) is not None:
-        c = ckpt.load(rundir)
+    if c is not None:
         if resume_check(c.source, space, rundir):
             log(f"spacelang: note: {space.filename} differs from the space of {rundir}'s checkpoint only in "
                 f"layout or comments; resuming")
         net.load_state_dict(c.weights)  # copies into the parameters on their device
         if c.optimizer is not None:
             opt.load_state_dict(c.optimizer)
+        if c.state.get("grad_scaler"):
+            scaler.load_state_dict(c.state["grad_scaler"])
         ckpt.set_rng_state(c.state["rng"])
         epoch, step = c.epoch, c.step
         if step != epoch * steps_per_epoch:
             raise CheckpointError(f"{rundir}: checkpoint at step {step} does not close epoch {epoch} "
                                   f"({steps_per_epoch} steps per epoch: batch size or data changed?)")
         log_rows = _checkpointed_log(c, log_path, epoch)
-        write_text(log_path, _log_text(log_rows))  # drop rows of epochs whose checkpoint was lost
+        if dist.main:
+            write_text(log_path, _log_text(log_rows))  # drop rows of epochs whose checkpoint was lost
 
     val = CachedLoader(data.eval_loader("val"), device) if data.in_memory else data.eval_loader("val")
     result = TrainResult(epoch, step, None, None, 0.0)
@@ -256,19 +282,30 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
         log(f"{rundir}: already trained for {epoch} epochs")
         return result
     log("\n".join([f"train {space.name} into {rundir}" + (f", resuming after epoch {epoch}" if epoch else ""),
-                   f"  data      {data.describe()}", *cfg.describe(steps_per_epoch), f"  device    {device}"]))
-    bar = Progress(total, initial=step, desc=f"train {space.name}", enabled=progress, write=log)
+                   f"  data      {data.describe()}", *cfg.describe(steps_per_epoch), f"  device    {device}"]
+                  + ([f"  processes {dist.world} ({dist.backend}) × batch {cfg.batch_size} = effective batch "
+                      f"{dist.world * cfg.batch_size}"] if dist.active else [])))
+    bar = Progress(total, initial=step, desc=f"train {space.name}", enabled=progress and dist.main, write=log)
+    n_train = len(data.train)
+    first_step = step
     t_start = time.perf_counter()
     epochs_run = 0
     try:
         while epoch < cfg.epochs:
             net.train()
             losses = []
-            for x, y in data.train_loader(cfg.batch_size, cfg.seed, epoch):
+            t_epoch, images = time.perf_counter(), 0
+            for j, (x, y) in enumerate(data.train_loader(cfg.batch_size, cfg.seed, epoch, dist=dist)):
                 sched.step_update(num_updates=step)
                 archs = sample_archs(space, cfg.sampler, cfg.seed, step, cfg.sandwich_k, draw)
+                if step == first_step or step % ARCH_CHECK_EVERY == 0:
+                    dist.check_same(archs, f"the archs of step {step}")
+                # this rank's place in the step's global batch (ranks hold contiguous slices)
+                global_n = min(dist.world * cfg.batch_size, n_train - j * dist.world * cfg.batch_size)
+                share = len(x) / global_n  # this rank's mean loss times its share = its part of the global mean
+                images += global_n
                 g = torch.Generator().manual_seed(_mix_seed(cfg.seed, step))
-                x = random_shift(x, cfg.shift, g).to(device)
+                x = random_shift(x, cfg.shift, g, offset=dist.rank * cfg.batch_size, total=global_n).to(device)
                 y = y.to(device)
                 target = y
                 if mixup is not None:
@@ -279,24 +316,33 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                 opt.zero_grad(set_to_none=True)
                 step_loss = 0.0
                 for a in archs:
-                    out = net(fit_input(x, net.input_shape(a)), a)
-                    loss = criterion(out, target)
-                    loss.backward()  # gradients of the sandwich's subnets accumulate (Alg. 2, line 5)
+                    if len(x) == 0:
+                        continue  # an empty slice of a short last batch: this rank adds no gradient
+                    with autocast(device, cfg.amp):
+                        out = net(fit_input(x, net.input_shape(a)), a)
+                        loss = criterion(out, target)
+                    # gradients of the sandwich's subnets accumulate (Alg. 2, line 5)
+                    scaler.scale(loss * share).backward()
                     step_loss += float(loss.detach())
                 if not math.isfinite(step_loss):
                     raise FloatingPointError(f"loss is {step_loss} at step {step}")
+                dist.reduce_gradients(net.parameters())
+                scaler.unscale_(opt)
                 if cfg.clip_grad:
                     torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 step += 1
                 losses.append(step_loss / len(archs))
                 bar.update(1, epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
             epoch += 1
             epochs_run += 1
-            acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device)
+            seconds_epoch = time.perf_counter() - t_epoch
+            acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device, dist=dist, amp=cfg.amp)
             row = {"epoch": epoch, "step": step, "lr": f"{opt.param_groups[0]['lr']:.6g}",
                    "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "acc_largest": f"{acc_max:.2f}",
-                   "acc_smallest": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}"}
+                   "acc_smallest": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}",
+                   "images_per_s": f"{images / max(seconds_epoch, 1e-9):.1f}"}
             log_rows.append(row)
             bar.note(f"epoch {epoch}/{cfg.epochs}", loss=row["loss"], acc_largest=f"{acc_max:.1f}%",
                      acc_smallest=f"{acc_min:.1f}%")
@@ -305,16 +351,35 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                                  "rule": "random.Random('spacelang-sampler/{seed}/{step}') per step"},
                      "metrics": {"loss": float(row["loss"]), "val_acc_max": acc_max, "val_acc_min": acc_min},
                      "space_name": space.name, "data": data.describe(), "data_path": cfg.data,
-                     "data_info": {k: v for k, v in data.info.items() if isinstance(v, (str, int, float, list))}}
+                     "data_info": {k: v for k, v in data.info.items() if isinstance(v, (str, int, float, list))},
+                     "world_size": dist.world, "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None}
             log_text = _log_text(log_rows)
-            ckpt.save(rundir, net, space.source, state, opt, extra={"log.csv": log_text})
-            write_text(log_path, log_text)  # after the checkpoint: the two are replaced together
+            if dist.main:
+                ckpt.save(rundir, net, space.source, state, opt, extra={"log.csv": log_text})
+                write_text(log_path, log_text)  # after the checkpoint: the two are replaced together
+            dist.barrier()  # no rank runs ahead of the checkpoint it may resume from
             result = TrainResult(epoch, step, acc_max, acc_min, time.perf_counter() - t_start)
             if stop_after is not None and epochs_run >= stop_after:
                 break
     finally:
         bar.close()
     return result
+
+
+def _per_process_batch(cfg: TrainConfig, c, dist: Dist, rundir: str, log) -> TrainConfig:
+    """The per-process batch that keeps the checkpoint's effective batch under this world size
+    (a run may resume on another number of processes)."""
+    was = int(c.state.get("world_size") or 1)
+    if was == dist.world:
+        return cfg
+    effective = cfg.batch_size * was
+    if effective % dist.world:
+        raise CheckpointError(f"{rundir} was trained with an effective batch of {effective} "
+                              f"({was} × {cfg.batch_size}), which {dist.world} processes cannot share evenly",
+                              hint=f"resume with a number of processes that divides {effective}")
+    log(f"spacelang: note: {rundir} ran on {was} process(es) with batch {cfg.batch_size}; resuming on "
+        f"{dist.world} with batch {effective // dist.world} each (the same effective batch {effective})")
+    return dataclasses.replace(cfg, batch_size=effective // dist.world)
 
 
 def _checkpointed_log(c, path: str, epoch: int) -> list[dict]:

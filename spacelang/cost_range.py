@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from .ir import Origin
 
 METRICS = ("params", "flops")
-_PROBES = 6       # random archs on which directions are probed
+_PROBES = 4       # random archs (besides the min and the max) on which directions are probed
 _ROUNDS = 4       # coordinate-improvement sweeps at most
 
 

@@ -110,10 +110,14 @@ class SearchError(SpacelangError):
     """A search or evolution that cannot start or resume (state of another search, bad results)."""
 
 
+class DistributedError(SpacelangError):
+    """The processes of a distributed run disagree (archs, settings) or cannot start."""
+
+
 class OutputError(SpacelangError):
     """An output path that cannot be written (read-only, a file where a folder is needed, too long)."""
 
 
 __all__ = ["SpacelangError", "SpaceError", "ArchError", "FieldError", "EvalError", "WhereError",
            "InfeasibleError", "CheckpointError", "DataError", "OptionError", "CompileError",
-           "SearchError", "OutputError"]
+           "SearchError", "OutputError", "DistributedError"]

@@ -48,7 +48,8 @@ def synthetic_profile(space, a=1.0, b=0.0, scale=1e-6) -> Profile:
     """A profile whose layer times are ``scale × FLOPs + 0.01`` ms, measured on this machine."""
     data = {"format": FORMAT, "version": VERSION, "space": _identity(space), "source": space.source,
             "fingerprint": {**machine_fingerprint(), "threads": 1, "dtype": "float32", "batch": 1},
-            "layers": [], "correction": {"a": a, "b_ms": b}, "heldout": heldout_error([], [])}
+            "layers": [], "correction": {"a": a, "b_ms": b}, "heldout": heldout_error([], []),
+            "timing": {"warmup": 0, "reps": 1, "min_sample_ms": 0, "clock": "cpu", "statistic": "median"}}
     for cfg in layer_configs(space).values():
         flops = K.get(cfg.kind).cost(cfg.layer, "fvcore")[1]
         data["layers"].append({"role": cfg.role, "kind": cfg.kind, "fields": layer_fields(cfg.layer),
@@ -309,6 +310,9 @@ def test_profile_and_check_commands_on_a_tiny_space(tmp_path, capsys, one_torch_
     assert main(["latency", "check", out, "-n", "2", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert set(res) == {"mape_percent", "within_10_percent", "n"} and res["n"] == 2
+    assert main(["latency", "check", out, "-n", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "held-out error: MAPE" in text and "machine drift" in text and "when built" in text
     assert main(["latency", "profile", str(f), "-o", str(tmp_path / "l.json"), "--layers-only", *quick]) == 0
     assert "not measured" in capsys.readouterr().out
 
@@ -320,3 +324,24 @@ def test_check_on_another_machine_is_refused_without_force(tmp_path, capsys):
     assert main(["latency", "check", path, "-n", "1"]) == 2
     err = capsys.readouterr().err
     assert "measured on another machine" in err and len(err.strip().splitlines()) == 2  # message + hint
+
+
+def test_search_with_a_profile_adds_latency_and_re_measures_its_candidates(tmp_path, capsys, one_torch_thread):
+    f = tmp_path / "tiny.space"
+    f.write_text(TINY)
+    prof = _write(tmp_path, "p.json", synthetic_profile(spacelang.loads(TINY)).data)
+    compiled, out = str(tmp_path / "compiled"), str(tmp_path / "s")
+    assert main(["compile", str(f), "-o", compiled]) == 0
+    assert main(["search", compiled, "-o", out, "--data", "synthetic", "--strategy", "random", "--num", "4",
+                 "--latency-profile", prof, "--threads", "1"]) == 0
+    assert "ms predicted" in capsys.readouterr().out
+    rows = [json.loads(line) for line in open(os.path.join(out, "results.jsonl"))]
+    assert len(rows) == 4 and all(r["latency"] > 0 for r in rows)
+    best = json.load(open(os.path.join(out, "best.json")))
+    report = json.load(open(os.path.join(out, "latency.json")))
+    assert best["latency"] > 0 and best["latency_measured"] == report["candidates"][0]["measured_ms"]
+    assert report["candidates"][0]["arch"] == best["arch"] and report["n"] == len(report["candidates"])
+    assert open(os.path.join(out, "pareto_latency.png"), "rb").read(4) == b"\x89PNG"
+    assert main(["search", compiled, "-o", str(tmp_path / "s2"), "--data", "synthetic", "--strategy", "random",
+                 "--num", "4", "--latency-profile", prof, "--where", "latency<=5ms"]) == 2
+    assert "cannot bound latency yet" in capsys.readouterr().err

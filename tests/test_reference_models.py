@@ -7,7 +7,8 @@ file's only subnet), the counting convention, and the authors' params and FLOPs/
 less the terms it adds that are no multiply-adds), or their own MAC estimator; each file's header
 and docs/spaces.md say which.
 
-Pure language: no torch.
+The cost tests are pure language (no torch); the slow compile test builds each fixed file's
+network and holds it to the same numbers (``sum(numel)``, fvcore on the extracted subnet).
 """
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ REFERENCE_MODELS = [
     row("As-ViT-L", "reference/asvit-l.space", None, "macs", 87_580_820, 22_357_813_760),
     # ... and under fvcore's convention: fvcore on the authors' module (its matmuls explicit)
     row("As-ViT-S-fvcore", "reference/asvit-s.space", None, "fvcore", 28_775_328, 5_156_454_336),
+    row("As-ViT-B-fvcore", "reference/asvit-b.space", None, "fvcore", 52_258_652, 8_786_661_280),
     row("As-ViT-L-fvcore", "reference/asvit-l.space", None, "fvcore", 87_580_820, 22_422_572_160),
 ]
 
@@ -133,6 +135,31 @@ def test_token_label_params_are_training_only():
         assert a.params - b.params == 704 * 1000 + 1000
     assert training_params(with_tl.resolve(arch)) == 704 * 1000 + 1000
     assert training_params(without.resolve(arch)) == 0
+
+
+FIXED_FILES = sorted(f for f in os.listdir(REFERENCE) if f.endswith(".space"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file", FIXED_FILES)
+def test_reference_file_compiles_to_its_cost(file, one_torch_thread):
+    """The compiled network (the file's largest subnet) has the cost model's params and FLOPs,
+    and its extracted subnet computes what the supernet computes."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("fvcore.nn")
+    from spacelang.compiler import build_supernet
+    from fvcounting import fvcore_flops, numel
+
+    space = sl.load(os.path.join(REFERENCE, file))
+    arch = space.max_arch()
+    net = build_supernet(space).eval()
+    sub = net.extract(arch).eval()
+    side = space.resolve(arch).resolution
+    x = torch.randn(1, 3, side, side)
+    with torch.no_grad():
+        assert (net(x, arch) - sub(x)).abs().max().item() <= 1e-4
+    cost = sl.cost(space, arch)
+    assert (numel(sub), fvcore_flops(sub, x)) == (cost.params, cost.flops)
 
 
 def test_every_reference_file_and_arch_file_is_in_the_table():

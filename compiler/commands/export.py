@@ -1,32 +1,40 @@
-"""``spacelang export RUNDIR --arch ARCH.json -o SUBNET_DIR``: one subnet as a standalone model.
+"""``spacelang export RUNDIR --arch ARCH.json -o SUBNET_DIR [--format safetensors,pytorch,onnx,pt2]``.
 
 Parses the options and calls :func:`spacelang.compiler.export.export` (which documents the
-directory it writes).  ``--arch`` also accepts a search's ``best.json``.
+folder it writes).  ``--arch`` also accepts a search's ``best.json``, whose metrics go into
+provenance.json.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-HELP = "extract one subnet of a trained supernet into a standalone directory (safetensors + JSON)"
+HELP = "extract one subnet of a trained supernet into a standalone folder (safetensors, pytorch, onnx, pt2)"
+FORMATS = "safetensors, pytorch, onnx, pt2"
 
 
 def add_arguments(p) -> None:
     p.add_argument("rundir", metavar="RUNDIR", help="a run directory (train -o)")
     p.add_argument("--arch", required=True, metavar="ARCH.json",
                    help="the arch (a JSON object of dimension path → value, or a best.json holding one)")
-    p.add_argument("-o", "--output", required=True, metavar="SUBNET_DIR", help="directory to write")
+    p.add_argument("-o", "--output", required=True, metavar="SUBNET_DIR", help="folder to write (replaced whole)")
+    p.add_argument("--format", default="safetensors", metavar="F[,F…]",
+                   help=f"formats, comma-separated, of {FORMATS} (default safetensors, always written; "
+                        "each is checked against the supernet before anything is written)")
     p.add_argument("--json", action="store_true", help="print config.json")
 
 
 def run(args) -> int:
     from spacelang.errors import ArchError, SpacelangError
-    from ..export import export, read_arch
+    from ..export import export, parse_formats, read_arch, read_metrics
     from .common import report
     try:
+        formats = parse_formats(args.format)
         arch, recorded = read_arch(args.arch)
         try:
-            config = export(args.rundir, arch, args.output, recorded_space=recorded,
+            config = export(args.rundir, arch, args.output, recorded_space=recorded, formats=formats,
+                            metrics=read_metrics(args.arch),
                             warn=lambda s: print(f"spacelang: warning: {s}", file=sys.stderr))
         except ArchError as e:
             e.filename = e.filename or args.arch
@@ -36,5 +44,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(config, indent=2, sort_keys=True))
     else:
-        print(f"wrote {args.output}: {config['params']:,} params, {config['flops']:,} FLOPs")
+        with open(os.path.join(args.output, "provenance.json"), encoding="utf-8") as f:
+            parity = json.load(f)["parity"]["formats"]
+        figures = ", ".join(f"{fmt} {r['max_abs_diff']:.1e}" for fmt, r in parity.items())
+        print(f"wrote {args.output}: {config['params']:,} params, {config['flops']:,} FLOPs; "
+              f"max abs difference from the supernet: {figures}")
     return 0

@@ -29,8 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--parents", type=positive_int, default=None, help="top archs kept as parents (AutoFormer: 10)")
     p.add_argument("--children", type=positive_int, default=None,
                    help="children per generation, half by mutation, half by crossover (default = population)")
-    p.add_argument("--num", type=positive_int, default=None,
-                   help="archs evaluated by random search (default: as many as evolution evaluates)")
+    p.add_argument("--evaluations", "--num", dest="num", type=positive_int, default=None,
+                   help="archs evaluated by random search (default: as many as evolution evaluates); "
+                        "--num is the old spelling, which torchrun's parser mistakes for its --numa-binding")
     p.add_argument("--data", default=None, help="dataset (default: the one the supernet was trained on)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the search's sampling (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="evaluation batch size (default 256)")
@@ -58,6 +59,9 @@ def run(args) -> int:
                           **evolution_settings(args))
     except SpacelangError as e:
         return report(e)
+    from ..distributed import current
+    if not current().main:
+        return 0  # rank 0 reports
     if args.json:
         print(json.dumps(best, indent=2, sort_keys=True))
     else:

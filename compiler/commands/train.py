@@ -14,7 +14,7 @@ HELP = "train the weight-entangled supernet of a space (uniform or sandwich samp
 # flags whose value is stored in the checkpoint's config (argparse default None = "not given")
 _CONFIG_FLAGS = ("data", "epochs", "batch_size", "sampler", "sandwich_k", "lr", "min_lr", "warmup_epochs",
                  "weight_decay", "label_smoothing", "drop_path", "mixup", "cutmix", "shift", "clip_grad", "seed",
-                 "workers")
+                 "workers", "amp")
 
 
 def add_arguments(p) -> None:
@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="total epochs (default: 100; 300 for an ImageFolder)")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="batch size (default: 32 for digits, 64 for synthetic, 128 for an ImageFolder)")
+                   help="batch size per process; under torchrun the effective batch is processes × batch "
+                        "(default: 32 for digits, 64 for synthetic, 128 for an ImageFolder)")
     p.add_argument("--sampler", choices=("uniform", "sandwich"), default=None,
                    help="uniform: one subnet per step (AutoFormer); sandwich: max, min and k random (S3) "
                         "(default uniform)")
@@ -63,7 +64,10 @@ def add_arguments(p) -> None:
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="stop this invocation after N epochs (a later --resume continues the same run; "
                         "default: run to the end)")
-    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu); under "
+                   "torchrun, cuda means each process's own GPU (LOCAL_RANK)")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=None,
+                   help="mixed precision: bf16 (CPU or GPU) or fp16 (GPU, with loss scaling) (default none)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar: one line per epoch only")
     add_threads(p)
@@ -115,8 +119,9 @@ def run(args) -> int:
                     stop_after=args.stop_after, device=args.device)
     except SpacelangError as e:
         return report(e)
-    if res.val_acc_max is not None:
+    from ..distributed import current
+    if res.val_acc_max is not None and current().main:
         print(f"{args.output}: epoch {res.epoch}/{cfg.epochs}, step {res.step}; search-val accuracy "
-              f"max subnet {res.val_acc_max:.2f}%, min subnet {res.val_acc_min:.2f}% ({res.seconds:.0f} s); "
-              f"trained on {cfg.data}")
+              f"largest subnet {res.val_acc_max:.2f}%, smallest subnet {res.val_acc_min:.2f}% "
+              f"({res.seconds:.0f} s); trained on {cfg.data}")
     return 0

@@ -16,12 +16,13 @@ HELP = "measure a space's latency on this machine (profile) and check a profile'
 
 def add_arguments(p) -> None:
     from .options import add_threads, at_least, count, seed
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                           help="profile: measure a space on this machine; check: re-measure against a profile")
     prof = sub.add_parser("profile", help="measure every layer configuration and whole subnets of a space",
                           description="measure every layer configuration and whole subnets of a space")
     prof.add_argument("file", metavar="FILE", help="the .space file")
     prof.add_argument("-o", "--output", required=True, metavar="PROFILE.json", help="where to write the profile")
-    prof.add_argument("--device", choices=("cpu",), default="cpu", help="the device to measure (cpu)")
+    prof.add_argument("--device", choices=("cpu",), default="cpu", help="the device (default cpu, the only one so far)")
     prof.add_argument("--batch", type=count, default=1, metavar="B", help="images per call (default 1)")
     add_threads(prof)
     prof.add_argument("--layers-only", action="store_true",
@@ -112,6 +113,9 @@ def _check(args) -> int:
         err = 100.0 * (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
         print(f"{r['predicted_ms']:>8.3f}ms {r['measured_ms']:>8.3f}ms {err:>+6.1f}%")
     print(f"held-out error: {describe_error(res)}")
+    if "drift" in res:
+        print(f"machine drift: the profile's own subnets run ×{res['drift']:.2f} their profiled time now; "
+              f"predictions scaled by it: {describe_error(res['drift_corrected'])}")
     recorded = profile.heldout
     if recorded.get("n"):
         print(f"(when built: {describe_error(recorded)})")

@@ -20,10 +20,7 @@ from ..errors import FieldError  # noqa: F401  (re-exported: the kinds raise it)
 
 REQUIRED = object()
 
-#: Field types: ``int``, ``float`` (accepts ints), ``bool``, ``sym`` (a bare name from ``symbols``).
-FIELD_TYPES = ("int", "float", "bool", "sym")
-
-ROLES = ("stem", "downsample", "block", "head")
+# Field types: ``int``, ``float`` (accepts ints), ``bool``, ``sym`` (a bare name from ``symbols``).
 
 
 @attrs.frozen
@@ -121,8 +118,6 @@ class Kind:
     layer: type = Normalized
     doc: str = ""
     cost: Callable[[Normalized, str], tuple[int, int]] | None = None
-    #: fields that may be omitted and have no default (their absence is meaningful)
-    optional_fields: frozenset = frozenset()
     class_token: Callable[[Mapping[str, Any]], bool] | None = None
     idle_fields: IdleFields | None = None
     training_params: Callable[[Normalized], int] | None = None

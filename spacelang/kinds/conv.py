@@ -1,7 +1,10 @@
 """``conv``: convolution + BatchNorm + activation (NASViT's first layer, a strided transition).
 
 ``width`` sets the output channels when the layer is a stem whose width differs from the first
-stage's (NASViT); otherwise the output is the stage width.
+stage's (NASViT); otherwise the output is the stage width.  The convolution has "same" padding
+(``kernel // 2``) and no bias; an elastic ``kernel`` uses the centre of the slot's largest kernel.
+The compiled op carries ``(B, C, H, W)`` feature maps (as do ``mbconv``, ``mbpool`` and
+``nasvit_transformer``).
 """
 import attrs
 
@@ -42,13 +45,13 @@ def cost(f: ConvLayer, convention: str = "fvcore") -> tuple[int, int]:
 
 EXAMPLE = """\
 space example_conv
-input image 16 channels 3
+input image {16, 24} channels 3
 classes 4
 stem conv { kernel 3  stride 2  width {4, 8} }
 stage s1 {
   dim {8, 16}
   depth 1..2
-  block conv { kernel {1, 3} }
+  block conv { kernel {1, 3}  act relu }
 }
 head mbpool { width 16 }
 """

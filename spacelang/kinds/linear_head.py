@@ -95,7 +95,6 @@ stage s1 {
 }
 head linear {
   pool        {cls, avg}
-  class_token true
   norm        {true, false}
   fc_norm     {true, false}
   pre_logits  {true, false}

@@ -171,7 +171,7 @@ stage s1 {
   depth 1..2
   block transformer { heads 1..2  head_dim {4, 8}  mlp_ratio {2, 4}  rel_pos true  rel_dist 2  layer_scale 0.1 }
 }
-head linear { pool cls }
+head linear { pool avg  class_token true }
 """
 
 KIND = Kind(name="transformer", roles=frozenset({"block"}), fields=FIELDS, normalize=normalize,
