@@ -39,6 +39,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .distributed import Dist
 from .precision import MODES, autocast, check_mode, grad_scaler
+from .bn import bn_batches
 from .data import Data, load_data
 from .evaluate import CachedLoader, evaluate, fit_input
 from .identity import resume_check
@@ -338,7 +339,9 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
             epoch += 1
             epochs_run += 1
             seconds_epoch = time.perf_counter() - t_epoch
-            acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device, dist=dist, amp=cfg.amp)
+            # BatchNorm supernets (NASViT): each arch's statistics are recalibrated before it is measured
+            acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device, dist=dist, amp=cfg.amp,
+                                        bn_batches=bn_batches(net, data, dataclasses.asdict(cfg)))
             row = {"epoch": epoch, "step": step, "lr": f"{opt.param_groups[0]['lr']:.6g}",
                    "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "acc_largest": f"{acc_max:.2f}",
                    "acc_smallest": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}",

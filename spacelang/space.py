@@ -123,6 +123,8 @@ class Space:
                                             + [d for d in self.dims if d.origin is Origin.PRESENT])
         self._gate_paths = frozenset(d.path for d in self.gates)
         self.trunk_paths: frozenset[str] = frozenset(p for p, us in self._uses.items() if ALWAYS in us)
+        self._block_uses = {p: tuple((u.stage, u.block, u.gate) for u in us if not u.always)
+                            for p, us in self._uses.items()}
 
     def dim(self, path: str) -> Dim:
         """The dimension at ``path`` (``KeyError`` if there is none; see :meth:`has_dim`)."""
@@ -153,13 +155,13 @@ class Space:
         return out
 
     def _is_active(self, path: str, arch: Mapping[str, Any], slots: set) -> bool:
-        for u in self._uses[path]:
-            if u.always:
-                return True
-            if u.gate:
-                if u.block < W.stage_depth(self.stages[u.stage], arch):
+        if path in self.trunk_paths:
+            return True
+        for stage, block, gate in self._block_uses[path]:  # plain tuples: sampling's hot path
+            if gate:
+                if block < W.stage_depth(self.stages[stage], arch):
                     return True
-            elif (u.stage, u.block) in slots:
+            elif (stage, block) in slots:
                 return True
         return False
 

@@ -156,3 +156,19 @@ def test_no_option_is_an_abbreviation_of_a_torchrun_option():
 
 #: old spellings kept for single-process use (documented in docs/training.md)
 DEPRECATED_ALIASES = {"--num"}
+
+
+def test_bf16_autocast_trains_end_to_end_on_cpu(space_file, tmp_path):
+    run = str(tmp_path / "bf16")
+    r = single("train", space_file, "-o", run, "--batch-size", "16", "--amp", "bf16", *COMMON)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "mixed precision bf16" in r.stderr
+    w = weights(run)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in w.values())  # fp32 master weights
+    log = open(os.path.join(run, "log.csv")).read().splitlines()
+    assert log[0].endswith("images_per_s") and float(log[1].split(",")[-1]) > 0
+
+
+def test_fp16_on_cpu_is_refused_in_one_line(space_file, tmp_path):
+    r = single("train", space_file, "-o", str(tmp_path / "x"), "--amp", "fp16", *COMMON)
+    assert r.returncode == 2 and "needs a GPU" in r.stderr and "Traceback" not in r.stderr

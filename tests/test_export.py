@@ -160,8 +160,8 @@ def test_digits_demo_space_exports_every_format(tmp_path):
 def test_model_py_is_standalone_readable_and_loads_its_weights(tmp_path):
     """model.py imports neither spacelang nor timm, carries the arch's numbers as literals, is
     ruff-clean, and ``from model import build; build()`` in its folder gives the supernet's output."""
-    space = sl.load(os.path.join(SPACES, "vit-resnas-tiny.space"))
-    net, arch, _, _ = _export(space, tmp_path / "out", "pytorch")
+    space = sl.loads(KINDS["rsr"].example)
+    net, arch, _, _ = _export(space, tmp_path / "out", "pytorch", arch=space.max_arch())
     out = tmp_path / "out"
     source = (out / "model.py").read_text()
     imported = {n.name.split(".")[0] for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
@@ -169,7 +169,7 @@ def test_model_py_is_standalone_readable_and_loads_its_weights(tmp_path):
     imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(source))
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= {"__future__", "os", "torch", "safetensors"}, imported
-    for cls in ("ConvStem", "RSR", "Block", "Attention", "LinearHead"):
+    for cls in ("PatchEmbed", "RSR", "Block", "Attention", "LinearHead"):
         assert f"class {cls}(nn.Module)" in source
     assert "class PatchMerging" not in source and "class WindowAttention" not in source  # only kinds used
     assert "Block(dim=" in source and "pos_rows=" in source

@@ -227,3 +227,22 @@ def test_nasvit_transformer_refuses_a_class_token():
     bad = TINY.replace("head mbpool { width 16  expand 2 }", "head linear { pool cls }")
     with pytest.raises(sl.SpaceError, match="class token"):
         sl.loads(bad)
+
+
+def test_training_validates_each_arch_after_recalibrating_batchnorm(tmp_path, monkeypatch):
+    from spacelang.compiler import train as training
+    from spacelang.compiler.data import load_data
+
+    space = sl.loads(TINY.replace("channels 3", "channels 1"))
+    seen = []
+    real = training.evaluate
+
+    def spy(net, archs, loader, **kw):
+        seen.append(kw.get("bn_batches"))
+        return real(net, archs, loader, **kw)
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    cfg = training.TrainConfig.for_data("synthetic", epochs=1, batch_size=16, warmup_epochs=0)
+    data = load_data("synthetic", space.input_shape(space.max_arch()), space.classes)
+    training.train(space, cfg, str(tmp_path / "run"), progress=False, data=data, log=lambda _: None)
+    assert seen and all(b for b in seen)

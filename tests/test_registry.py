@@ -108,6 +108,11 @@ def test_uncompiled_kind_is_refused_naming_it(name):
         get_op(name)
 
 
+def test_kind_without_an_op_is_refused_naming_the_compiled_kinds():
+    with pytest.raises(CompileError, match="no op for kind 'no_such_kind'.*compiled kinds: .*transformer"):
+        get_op("no_such_kind")
+
+
 @pytest.mark.parametrize("op_kind", registered())
 def test_every_op_belongs_to_a_kind(op_kind):
     assert op_kind in KINDS

@@ -46,7 +46,7 @@ def run(args) -> int:
     else:
         with open(os.path.join(args.output, "provenance.json"), encoding="utf-8") as f:
             parity = json.load(f)["parity"]["formats"]
-        figures = ", ".join(f"{fmt} {r['max_abs_diff']:.1e}" for fmt, r in parity.items())
+        figures = ", ".join(f"{fmt} {parity[fmt]['max_abs_diff']:.1e}" for fmt in config["formats"])
         print(f"wrote {args.output}: {config['params']:,} params, {config['flops']:,} FLOPs; "
               f"max abs difference from the supernet: {figures}")
     return 0
