@@ -51,10 +51,12 @@ def main() -> None:
         per[name] = (time.perf_counter() - t) / args.inits
         print(f"  {name:>3}: {r[P.get(name).name]:.5g} (cv {r['cv'][P.get(name).name]:.3f} over {args.inits} inits), "
               f"{per[name]:.2f} s per init")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     r = P.score_arch(space, arch, P.parse_list("le,ntk"), seed=args.seed, inits=args.inits)
-    total = time.perf_counter() - t
-    out = {"threads": args.threads, "inits": args.inits, "seconds_total": total,
+    total, cpu = time.perf_counter() - t, time.process_time() - cpu
+    # on a shared machine wall time includes waiting for cores; CPU time / threads is the idle-machine estimate
+    out = {"threads": args.threads, "inits": args.inits, "seconds_total": total, "cpu_seconds_total": cpu,
+           "load_average_1min": os.getloadavg()[0],
            "seconds_per_init": total / args.inits, "le_seconds_per_init": per["le"],
            "ntk_seconds_per_init": per["ntk"], "length_distortion": r["length_distortion"],
            "ntk_condition": r["ntk_condition"], "cv": r["cv"]}

@@ -23,6 +23,8 @@ from spacelang.errors import CompileError
 
 from .ops.conv_stem import ConvStem
 from .ops.heads import LinearHead, PreLogits
+from .ops.mbconv import MBConv, SqueezeExcite
+from .ops.mbpool import MBPool
 from .ops.patch_embed import PatchEmbed, UnfoldEmbed
 from .ops.patch_merging import PatchMerging
 from .ops.rsr import RSR
@@ -420,6 +422,58 @@ class LinearHead(nn.Module):
 ''')
 
 
+_snippet("mbconv", '''
+class SqueezeExcite(nn.Module):
+    """x · hardsigmoid(expand(relu(reduce(mean(x))))) (AttentiveNAS/NASViT)."""
+
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.expand = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * F.hardsigmoid(self.expand(F.relu(self.reduce(s))))
+
+
+class MBConv(nn.Module):
+    """Inverted residual: expand (1×1 conv-BN-act, optional), depth-wise conv-BN-act, squeeze-excite
+    (optional), 1×1 conv-BN projection.  With residual, plus the input: average-pooled over
+    pool×pool windows (ceil mode) when pool > 1, projected by skip (a 1×1 conv) when given."""
+
+    def __init__(self, dw: nn.Module, proj: nn.Module, residual: bool, expand: nn.Module | None = None,
+                 se: nn.Module | None = None, pool: int = 1, skip: nn.Module | None = None):
+        super().__init__()
+        self.expand, self.dw, self.se, self.proj, self.skip = expand, dw, se, proj, skip
+        self.residual, self.pool = residual, pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.expand(x) if self.expand is not None else x
+        h = self.dw(h)
+        if self.se is not None:
+            h = self.se(h)
+        h = self.proj(h)
+        if not self.residual:
+            return h
+        s = F.avg_pool2d(x, self.pool, self.pool, ceil_mode=True, count_include_pad=False) if self.pool > 1 else x
+        return h + (self.skip(s) if self.skip is not None else s)
+''')
+
+_snippet("mbpool", '''
+class MBPool(nn.Module):
+    """conv-BN-act, global mean pooling, feature mix (linear-act, optional), classifier."""
+
+    def __init__(self, conv: nn.Module, fc: nn.Module, mix: nn.Module | None = None):
+        super().__init__()
+        self.conv, self.mix, self.fc = conv, mix, fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).mean((2, 3))
+        if self.mix is not None:
+            y = self.mix(y)
+        return self.fc(y)
+''')
+
 # ------------------------------------------------------------------------------------------ generators
 @attrs.frozen
 class Generator:
@@ -600,6 +654,30 @@ def _linear_head(m: LinearHead, em: "Emitter") -> str:
     return call("LinearHead", dim=m.fc.in_features, classes=m.fc.out_features, pool=m.how, cls=m.cls,
                 norm=m.norm is not None, fc_norm=m.fc_norm is not None, pre_logits=m.pre_logits is not None,
                 token_fc=m.token_fc is not None, defaults={"fc_norm": False, "pre_logits": False, "token_fc": False})
+
+
+@generates(SqueezeExcite, "mbconv")
+def _squeeze_excite(m: SqueezeExcite, em: "Emitter") -> Call:
+    expect(m.reduce.bias is not None and m.expand.bias is not None and m.reduce.kernel_size == (1, 1), m,
+           "bias-free or wider convolutions")
+    em.use("mbconv")
+    return call("SqueezeExcite", channels=m.reduce.in_channels, reduced=m.reduce.out_channels)
+
+
+@generates(MBConv, "mbconv")
+def _mbconv(m: MBConv, em: "Emitter") -> Call:
+    em.use("mbconv")
+    parts = {name: em.expr(getattr(m, name)) if getattr(m, name) is not None else None
+             for name in ("expand", "se", "skip")}
+    return call("MBConv", dw=em.expr(m.dw), proj=em.expr(m.proj), residual=bool(m.residual), **parts,
+                pool=int(m.pool), defaults={"expand": None, "se": None, "skip": None, "pool": 1})
+
+
+@generates(MBPool, "mbpool")
+def _mbpool(m: MBPool, em: "Emitter") -> Call:
+    em.use("mbpool")
+    return call("MBPool", conv=em.expr(m.conv), fc=em.expr(m.fc), mix=em.expr(m.mix) if m.mix is not None else None,
+                defaults={"mix": None})
 
 
 # plain torch.nn layers (the extracted convolutional kinds are nn.Sequential of these): written as

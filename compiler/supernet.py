@@ -96,6 +96,20 @@ def check_fits_memory(spec, memory: int | None = None, bytes_per_param: int | No
         hint="check that layer's widths (heads, dims, hidden, the input resolution) for a typo")
 
 
+def check_layouts(spec) -> None:
+    """Refuse a network that mixes ops carrying ``(B, C, H, W)`` maps (NASViT's convolutional kinds
+    and its transformer layer: ops whose class sets ``carries_maps``) with ops carrying tokens."""
+    kinds = [(path, layer.kind, getattr(get_op(layer.kind), "carries_maps", False))
+             for path, layer in _named_layers(spec)]
+    maps = [(p, k) for p, k, m in kinds if m]
+    tokens = [(p, k) for p, k, m in kinds if not m]
+    if maps and tokens:
+        raise CompileError(
+            f"{maps[0][0]} ({maps[0][1]}) carries feature maps but {tokens[0][0]} ({tokens[0][1]}) carries "
+            f"tokens: the compiler does not mix the two in one network yet",
+            hint="use conv/mbconv/nasvit_transformer/mbpool throughout (NASViT), or token kinds throughout")
+
+
 def _count(n: int) -> str:
     return human(n) if n < 1e12 else f"{n:.2e}"
 
@@ -121,6 +135,7 @@ class Supernet(nn.Module):
         self.space = space
         self.spec = spec = space.supernet_spec()
         check_fits_memory(spec)
+        check_layouts(spec)
         self.cache_size = cache_size
         self._specs: OrderedDict = OrderedDict()
         slots = [layer for st in spec.stages for layer in st.blocks]

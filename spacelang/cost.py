@@ -72,9 +72,14 @@ def netspec_cost(net: NetSpec, convention: str = "fvcore") -> Cost:
     return Cost(params, flops)
 
 
-def cost(space, arch: Mapping[str, Any], convention: str = "fvcore") -> Cost:
-    """Exact cost of ``arch`` (a point of ``space``), computed from the IR alone."""
-    return netspec_cost(space.resolve(arch), convention)
+def cost(space, arch: Mapping[str, Any], convention: str = "fvcore", training: bool = True) -> Cost:
+    """Exact cost of ``arch`` (a point of ``space``), computed from the IR alone.
+
+    ``training=False`` leaves out the parameters only training uses (ViT-ResNAS's token-labelling
+    head: :func:`spacelang.kinds.training_params`); their FLOPs are never counted (inference)."""
+    net = space.resolve(arch)
+    c = netspec_cost(net, convention)
+    return c if training else Cost(c.params - kinds.training_params(net), c.flops)
 
 
 def breakdown(net: NetSpec, convention: str = "fvcore") -> list[LayerCost]:

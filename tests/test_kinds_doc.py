@@ -30,11 +30,11 @@ def test_docs_section_equals_the_generated_one():
 
 def test_into_replaces_only_the_section(tmp_path, capsys):
     doc = tmp_path / "doc.md"
-    doc.write_text(f"before\n{kinds_cmd.BEGIN}\nold\n{kinds_cmd.END}\nafter\n")
+    doc.write_text(f"before\n{kinds_cmd.BEGIN}\nstale-section-7f3a\n{kinds_cmd.END}\nafter\n")
     code, _, _ = _run(["--markdown", "--into", str(doc)], capsys)
     text = doc.read_text()
     assert code == 0 and text.startswith("before\n") and text.endswith(f"{kinds_cmd.END}\nafter\n")
-    assert "old" not in text and "### `transformer`" in text
+    assert "stale-section-7f3a" not in text and "### `transformer`" in text
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))

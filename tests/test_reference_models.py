@@ -135,6 +135,8 @@ def test_token_label_params_are_training_only():
         assert a.params - b.params == 704 * 1000 + 1000
     assert training_params(with_tl.resolve(arch)) == 704 * 1000 + 1000
     assert training_params(without.resolve(arch)) == 0
+    # the inference network's count: the flag leaves the training-only head out
+    assert sl.cost(with_tl, arch, training=False) == sl.cost(without, arch)
 
 
 FIXED_FILES = sorted(f for f in os.listdir(REFERENCE) if f.endswith(".space"))

@@ -93,6 +93,8 @@ class ElasticKernelConv2d(nn.Module):
 class ConvOp(nn.Module):
     """conv (elastic width and kernel) → BatchNorm → activation, on maps."""
 
+    carries_maps = True
+
     def __init__(self, layer):
         super().__init__()
         f = layer.fields

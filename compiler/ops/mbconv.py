@@ -34,6 +34,8 @@ def squeeze_excite(x: torch.Tensor, reduce, expand) -> torch.Tensor:
 class MBConvOp(nn.Module):
     """The slot's largest inverted residual."""
 
+    carries_maps = True
+
     def __init__(self, layer):
         super().__init__()
         f = layer.fields

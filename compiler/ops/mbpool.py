@@ -18,6 +18,8 @@ from .registry import register
 class MBPoolOp(nn.Module):
     """The head at its largest widths."""
 
+    carries_maps = True
+
     def __init__(self, layer):
         super().__init__()
         f = layer.fields

@@ -141,6 +141,7 @@ class NASViTTransformerOp(nn.Module):
     """One NASViT transformer slot of the supernet (see the module docstring)."""
 
     takes_stage = True
+    carries_maps = True
 
     def __init__(self, layer, drop_path: float = 0.0, stage: tuple | None = None):
         super().__init__()
