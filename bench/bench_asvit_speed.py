@@ -49,8 +49,9 @@ def main() -> None:
         t = time.perf_counter()
         r = P.score_arch(space, arch, P.parse_list(name), seed=args.seed, inits=args.inits)
         per[name] = (time.perf_counter() - t) / args.inits
-        print(f"  {name:>3}: {r[P.get(name).name]:.5g} (cv {r['cv'][P.get(name).name]:.3f} over {args.inits} inits), "
-              f"{per[name]:.2f} s per init")
+        cv = r["cv"][P.get(name).name]
+        noise = f"cv {cv:.3f} over {args.inits} inits" if cv is not None else "1 init"
+        print(f"  {name:>3}: {r[P.get(name).name]:.5g} ({noise}), {per[name]:.2f} s per init")
     t, cpu = time.perf_counter(), time.process_time()
     r = P.score_arch(space, arch, P.parse_list("le,ntk"), seed=args.seed, inits=args.inits)
     total, cpu = time.perf_counter() - t, time.process_time() - cpu

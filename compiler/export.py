@@ -144,8 +144,6 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
     a :class:`CompileError` and leaves ``out`` as it was).  ``out`` may be absent, empty, or an
     earlier export; any other existing folder is refused.  Returns config.json's object.
     """
-    import torch
-
     from spacelang.cost import cost
     from .export_formats import WRITERS
 
@@ -154,28 +152,22 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
     broken = broken_constraints(space, arch)
     if broken and warn:
         warn(f"the arch breaks the constraints of space {space.name}: {'; '.join(broken)}")
+    cst = cost(space, arch)
     was_training = net.training
     net.eval()
     try:
-        sub = net.extract(arch).eval()
-        p = next(net.parameters())
-        x = torch.randn(PARITY_BATCH, *sub.input_shape, generator=torch.Generator().manual_seed(PARITY_SEED))
-        x = x.to(device=p.device, dtype=p.dtype)
-        with torch.no_grad():
-            ref = net(x, arch)
-        cst = cost(space, arch)
-        prep = preprocessing(data, sub.input_shape, data_info)
+        sub, x, ref = parity_batch(net, arch)
         tmp = _start(out)
         try:
-            results = {}
-            for fmt in fmts:
-                results[fmt] = WRITERS[fmt](sub, x, ref, tmp, rebuild=lambda: net.extract(arch).eval(),
-                                            title=f"Subnet of space {space.name}: {cst.params:,} parameters, "
-                                                  f"{cst.flops:,} FLOPs.", version=_version("spacelang"))
+            title = f"Subnet of space {space.name}: {cst.params:,} parameters, {cst.flops:,} FLOPs."
+            results = {fmt: WRITERS[fmt](sub, x, ref, tmp, rebuild=lambda: _cpu(net.extract(arch)), title=title,
+                                         version=_version("spacelang"))
+                       for fmt in fmts}
             blobs = {"space.space": space.source.encode("utf-8"),
                      "arch.json": (json.dumps(arch, indent=2, sort_keys=True) + "\n").encode("utf-8")}
-            for name, data_ in blobs.items():
-                write_bytes(os.path.join(tmp, name), data_)
+            for name, blob in blobs.items():
+                write_bytes(os.path.join(tmp, name), blob)
+            prep = preprocessing(data, sub.input_shape, data_info)
             provenance = {"format": PROVENANCE_FORMAT, "space": space_identity(space), "checkpoint": checkpoint,
                           "arch": arch, "metrics": dict(metrics or {}), "cost": {"params": cst.params, "flops": cst.flops},
                           "versions": _versions(fmts), "preprocessing": prep,
@@ -185,9 +177,8 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
             write_json(os.path.join(tmp, "provenance.json"), provenance)
             files = sorted({f for r in results.values() for f in r["files"]} | set(blobs) | {"provenance.json"})
             config = {"space": space_identity(space), "input_shape": list(sub.input_shape), "classes": space.classes,
-                      "params": cst.params, "flops": cst.flops,
-                      "trained_epochs": (checkpoint or {}).get("epoch"), "format": FORMAT,
-                      "preprocessing": prep, "constraints_broken": broken, "formats": list(fmts),
+                      "params": cst.params, "flops": cst.flops, "trained_epochs": (checkpoint or {}).get("epoch"),
+                      "format": FORMAT, "preprocessing": prep, "constraints_broken": broken, "formats": list(fmts),
                       "files": {name: _sha256_file(os.path.join(tmp, name)) for name in files}}
             write_json(os.path.join(tmp, "config.json"), config)  # last: it marks a complete folder
             _publish(tmp, out)
@@ -197,6 +188,24 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
     finally:
         net.train(was_training)
     return config
+
+
+def _cpu(module):
+    """``module`` in eval mode on the CPU in float32, where every format is written and checked."""
+    import torch
+    return module.eval().to(device="cpu", dtype=torch.float32)
+
+
+def parity_batch(net, arch: Mapping[str, Any]):
+    """``(subnet, x, reference)``: the extracted subnet (CPU, float32, eval), the random batch every
+    format is checked on, and the supernet's output ``net(x, arch)`` on it (``net`` in eval mode)."""
+    import torch
+    sub = _cpu(net.extract(arch))
+    p = next(net.parameters())
+    x = torch.randn(PARITY_BATCH, *sub.input_shape, generator=torch.Generator().manual_seed(PARITY_SEED))
+    with torch.no_grad():
+        ref = net(x.to(device=p.device, dtype=p.dtype), arch)
+    return sub, x, ref.to(device="cpu", dtype=torch.float32)
 
 
 def _version(package: str) -> str | None:

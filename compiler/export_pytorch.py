@@ -25,6 +25,7 @@ from .ops.conv_stem import ConvStem
 from .ops.heads import LinearHead, PreLogits
 from .ops.mbconv import MBConv, SqueezeExcite
 from .ops.mbpool import MBPool
+from .ops.nasvit_transformer import NASViTBlock
 from .ops.patch_embed import PatchEmbed, UnfoldEmbed
 from .ops.patch_merging import PatchMerging
 from .ops.rsr import RSR
@@ -42,7 +43,7 @@ def _snippet(name: str, source: str, needs: tuple[str, ...] = ()) -> None:
     SNIPPETS[name] = (source.strip("\n") + "\n", needs)
 
 
-_snippet("tokens", '''
+_snippet("maps", '''
 def tokens_to_map(x: torch.Tensor, size: int) -> torch.Tensor:
     """(B, size², C) tokens -> (B, C, size, size) map."""
     b, _, c = x.shape
@@ -52,8 +53,9 @@ def tokens_to_map(x: torch.Tensor, size: int) -> torch.Tensor:
 def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) map -> (B, H·W, C) tokens, row-major."""
     return x.flatten(2).transpose(1, 2)
+''')
 
-
+_snippet("tokens", '''
 class Tokens(nn.Module):
     """Class token (prepended) and absolute position embedding (added).
 
@@ -74,7 +76,7 @@ class Tokens(nn.Module):
         if pos is not None:
             x = x + pos
         return x
-''')
+''', ("maps",))
 
 _snippet("patch_embed", '''
 class PatchEmbed(nn.Module):
@@ -97,7 +99,7 @@ class PatchEmbed(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         return self.tokens(x)
-''', ("tokens",))
+''', ("maps", "tokens"))
 
 _snippet("unfold_patch_embed", '''
 class UnfoldProjection(nn.Module):
@@ -134,7 +136,7 @@ class UnfoldPatchEmbed(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         return self.tokens(x)
-''', ("tokens",))
+''', ("maps", "tokens"))
 
 _snippet("conv_stem", '''
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
@@ -155,7 +157,7 @@ class ConvStem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.conv1(x)
         return self.tokens(map_to_tokens(self.proj(self.convs(a) + a)))
-''', ("tokens",))
+''', ("maps", "tokens"))
 
 _snippet("attention", '''
 def split_heads(qkv: torch.Tensor, heads: int, head_dim: int):
@@ -218,7 +220,7 @@ class Attention(nn.Module):
         return self.proj(merge_heads(out))
 ''', ("attention",))
 
-_snippet("window_attention", '''
+_snippet("windows", '''
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     """(B, S, S, C) -> (B·windows, window², C), windows row-major."""
     b, s, _, c = x.shape
@@ -253,8 +255,9 @@ def bias_rows(window: int) -> torch.Tensor:
     coords = torch.stack(torch.meshgrid(r, r, indexing="ij")).flatten(1)
     rel = coords[:, :, None] - coords[:, None, :]
     return (rel[0] + window - 1) * (2 * window - 1) + rel[1] + window - 1
+''')
 
-
+_snippet("window_attention", '''
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside window×window windows of the size×size token map.
 
@@ -293,7 +296,7 @@ class WindowAttention(nn.Module):
         if self.shift:
             out = torch.roll(out, shifts=(self.shift, self.shift), dims=(1, 2))
         return out.reshape(b, n, c)
-''', ("attention",))
+''', ("attention", "windows"))
 
 _snippet("block", '''
 class Mlp(nn.Module):
@@ -381,7 +384,7 @@ class RSR(nn.Module):
         if cls:
             z = torch.cat([self.token_linear(y[:, :1]) + F.pad(x[:, :1], pad), z], dim=1)
         return z
-''', ("tokens",))
+''', ("maps", "tokens"))
 
 _snippet("linear_head", '''
 class PreLogits(nn.Module):
@@ -474,11 +477,98 @@ class MBPool(nn.Module):
         return self.fc(y)
 ''')
 
+_snippet("nasvit", '''
+ACTIVATIONS = {"swish": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "none": nn.Identity}
+
+
+def offsets(side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vertical and horizontal offsets j - i between the tokens of a side×side window, shifted by
+    side - 1: (side², side²) rows of Shaw's tables."""
+    r = torch.arange(side * side)
+    row, col = r // side, r % side
+    return row[None, :] - row[:, None] + side - 1, col[None, :] - col[:, None] + side - 1
+
+
+class NASViTBlock(nn.Module):
+    """NASViT's transformer layer on (B, C, size, size) maps.  Attention inside windows×windows
+    windows: V through a 3×3 depth-wise conv, relative positions (Shaw's tables "shaw", a bias
+    table "bias", or "none"), talking heads before and after the softmax.  Then two MLPs, the
+    first with a 3×3 depth-wise conv when mlp_conv.  Each branch is scaled by its switchable
+    scaling vector when scales (the MLPs share one)."""
+
+    def __init__(self, dim: int, v_dim: int, heads: int, head_dim: int, hidden: int, size: int, windows: int = 1,
+                 rpe: str = "none", act: str = "swish", mlp_conv: bool = False, scales: bool = False):
+        super().__init__()
+        self.size, self.windows, self.side = size, windows, size // windows
+        self.heads, self.head_dim, self.rpe = heads, head_dim, rpe
+        self.act = ACTIVATIONS[act]()
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, v_dim)
+        self.v_conv = nn.Conv2d(v_dim, v_dim, 3, 1, 1, groups=v_dim, bias=False)
+        self.talk_pre, self.talk_post = nn.Linear(heads, heads), nn.Linear(heads, heads)
+        self.proj = nn.Linear(v_dim, dim)
+        rows = 2 * self.side - 1
+        if rpe == "shaw":
+            self.rpe_v, self.rpe_h = nn.Parameter(torch.zeros(rows, head_dim)), nn.Parameter(torch.zeros(rows, head_dim))
+            rows_v, rows_h = offsets(self.side)
+            self.register_buffer("rows_v", rows_v, persistent=False)
+            self.register_buffer("rows_h", rows_h, persistent=False)
+        elif rpe == "bias":
+            self.rpe_bias = nn.Parameter(torch.zeros(rows * rows, heads))
+            self.register_buffer("bias_rows", bias_rows(self.side), persistent=False)
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.mlp_conv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden, bias=False) if mlp_conv else None
+        self.fc3, self.fc4 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.scale_attn = nn.Parameter(torch.ones(dim)) if scales else None
+        self.scale_mlp = nn.Parameter(torch.ones(dim)) if scales else None
+
+    def attention(self, u: torch.Tensor) -> torch.Tensor:
+        b, n, _ = u.shape
+        h, d = self.heads, self.head_dim
+        q = self.q(u).view(b, n, h, d).transpose(1, 2)
+        k = self.k(u).view(b, n, h, d).transpose(1, 2)
+        v = self.v(u)
+        vc = v.shape[-1]
+        v = map_to_tokens(self.v_conv(tokens_to_map(v, self.side))).reshape(b, n, h, vc // h).transpose(1, 2)
+        q = q * d ** -0.5
+        attn = q @ k.transpose(-2, -1)
+        if self.rpe == "shaw":
+            sv = (q @ self.rpe_v.transpose(0, 1)).gather(-1, self.rows_v.expand(b, h, n, n))
+            sh = (q @ self.rpe_h.transpose(0, 1)).gather(-1, self.rows_h.expand(b, h, n, n))
+            attn = attn + (sv + sh)
+        elif self.rpe == "bias":
+            attn = attn + self.rpe_bias[self.bias_rows.view(-1)].view(n, n, h).permute(2, 0, 1)
+        attn = self.talk_pre(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).softmax(dim=-1)
+        attn = self.talk_post(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.proj(self.act((attn @ v).transpose(1, 2).reshape(b, n, vc)))
+
+    def windowed_attention(self, t: torch.Tensor) -> torch.Tensor:
+        if self.windows == 1:
+            return self.attention(t)
+        b, n, c = t.shape
+        out = self.attention(window_partition(t.view(b, self.size, self.size, c), self.side))
+        return window_merge(out, self.side, self.size).reshape(b, n, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = map_to_tokens(x)
+        a = self.windowed_attention(self.norm1(t))
+        t = t + (a * self.scale_attn if self.scale_attn is not None else a)
+        h = self.fc1(self.norm2(t))
+        if self.mlp_conv is not None:
+            h = map_to_tokens(self.mlp_conv(tokens_to_map(h, self.size)))
+        m = self.fc2(self.act(h))
+        t = t + (m * self.scale_mlp if self.scale_mlp is not None else m)
+        m = self.fc4(self.act(self.fc3(self.norm3(t))))
+        t = t + (m * self.scale_mlp if self.scale_mlp is not None else m)
+        return tokens_to_map(t, self.size)
+''', ("maps", "windows"))
+
 # ------------------------------------------------------------------------------------------ generators
 @attrs.frozen
 class Generator:
-    """How one extracted module type is written: the snippets its class needs, and ``call(module,
-    emitter)`` -> its constructor :class:`Call` with the module's sizes as literals."""
+    """How one extracted module type is written: the snippets (class sources) it may use, and
+    ``call(module, emitter)`` -> its constructor :class:`Call` with the module's sizes as literals
+    (``call`` marks the snippets it does use with :meth:`Emitter.use`)."""
 
     snippets: tuple[str, ...]
     call: Callable[[nn.Module, "Emitter"], Call]
@@ -489,6 +579,10 @@ GENERATORS: dict[type, Generator] = {}
 
 def generates(cls: type, *snippets: str):
     """Register the decorated ``call`` as the generator for extracted modules of class ``cls``."""
+
+    unknown = [s for s in snippets if s not in SNIPPETS]
+    if unknown:
+        raise ValueError(f"generator for {cls.__name__}: no snippet {', '.join(unknown)}")
 
     def deco(call):
         if cls in GENERATORS:
@@ -558,7 +652,7 @@ def _token_args(tokens) -> dict:
 
 
 @generates(PatchEmbed, "patch_embed", "unfold_patch_embed")
-def _patch_embed(m: PatchEmbed, em: "Emitter") -> str:
+def _patch_embed(m: PatchEmbed, em: "Emitter") -> Call:
     transition = em.input_ndim(m) == 3
     in_size = m.in_size if transition else 0
     expect(_eps_ok(m.norm), m, "a LayerNorm eps other than 1e-6")
@@ -591,7 +685,7 @@ def _one(v) -> int:
 
 
 @generates(ConvStem, "conv_stem")
-def _conv_stem(m: ConvStem, em: "Emitter") -> str:
+def _conv_stem(m: ConvStem, em: "Emitter") -> Call:
     conv1, bn1 = m.conv1[0], m.conv1[1]
     bns = [bn1, m.convs[1], m.convs[4]]
     expect(all(b.eps == 1e-5 and b.momentum == 0.1 for b in bns) and conv1.bias is None, m, "these convolutions")
@@ -601,7 +695,7 @@ def _conv_stem(m: ConvStem, em: "Emitter") -> str:
 
 
 @generates(Attention, "attention", "global_attention", "window_attention")
-def _attention(m: Attention, em: "Emitter") -> str:
+def _attention(m: Attention, em: "Emitter") -> Call:
     qkv = m.qkv
     common = {"dim": qkv.in_features, "heads": m.heads, "head_dim": m.head_dim, "qkv_bias": qkv.bias is not None}
     if m.window or m.splits > 1:
@@ -617,7 +711,7 @@ def _attention(m: Attention, em: "Emitter") -> str:
 
 
 @generates(Block, "block")
-def _block(m: Block, em: "Emitter") -> str:
+def _block(m: Block, em: "Emitter") -> Call:
     mlp = m.mlp
     expect(_eps_ok(m.norm1, m.norm2), m, "a LayerNorm eps other than 1e-6")
     expect(isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none", m, f"MLP activation {mlp.act!r}")
@@ -631,14 +725,14 @@ def _block(m: Block, em: "Emitter") -> str:
 
 
 @generates(PatchMerging, "patch_merging")
-def _patch_merging(m: PatchMerging, em: "Emitter") -> str:
+def _patch_merging(m: PatchMerging, em: "Emitter") -> Call:
     expect(_eps_ok(m.norm) and m.reduction.bias is None, m, "this reduction")
     em.use("patch_merging")
     return call("PatchMerging", in_dim=m.reduction.in_features // 4, dim=m.reduction.out_features, in_size=m.in_size)
 
 
 @generates(RSR, "rsr")
-def _rsr(m: RSR, em: "Emitter") -> str:
+def _rsr(m: RSR, em: "Emitter") -> Call:
     expect(_eps_ok(m.norm), m, "a LayerNorm eps other than 1e-6")
     rows = int(m.pos.pos_embed.shape[1])
     expect(rows == (m.in_size // 2) ** 2, m, f"{rows} position rows on a {m.in_size}×{m.in_size} input")
@@ -647,7 +741,7 @@ def _rsr(m: RSR, em: "Emitter") -> str:
 
 
 @generates(LinearHead, "linear_head")
-def _linear_head(m: LinearHead, em: "Emitter") -> str:
+def _linear_head(m: LinearHead, em: "Emitter") -> Call:
     expect(_eps_ok(m.norm, m.fc_norm), m, "a LayerNorm eps other than 1e-6")
     expect(m.pre_logits is None or isinstance(m.pre_logits, PreLogits), m, "this pre-logits layer")
     em.use("linear_head")
@@ -680,19 +774,45 @@ def _mbpool(m: MBPool, em: "Emitter") -> Call:
                 defaults={"mix": None})
 
 
+@generates(NASViTBlock, "nasvit")
+def _nasvit_block(m: NASViTBlock, em: "Emitter") -> Call:
+    norms = (m.norm1, m.norm2, m.norm3)
+    expect(all(n.eps == 1e-5 for n in norms), m, "a LayerNorm eps other than 1e-5")
+    expect(m.side * m.windows == m.size and m.rpe in ("shaw", "bias", "none"), m, f"rpe {m.rpe!r} or windows")
+    expect((m.scale_attn is None) == (m.scale_mlp is None), m, "one scaling vector without the other")
+    expect(m.act in ("swish", "relu", "gelu", "none"), m, f"activation {m.act!r}")
+    em.use("nasvit")
+    dim = m.q.in_features
+    return call("NASViTBlock", dim=dim, v_dim=m.v.out_features, heads=m.heads, head_dim=m.head_dim,
+                hidden=m.fc1.out_features, size=m.size, windows=m.windows, rpe=m.rpe, act=m.act,
+                mlp_conv=m.mlp_conv is not None, scales=m.scale_attn is not None,
+                defaults={"windows": 1, "rpe": "none", "act": "swish", "mlp_conv": False, "scales": False})
+
+
 # plain torch.nn layers (the extracted convolutional kinds are nn.Sequential of these): written as
 # themselves, their constructor arguments read back from the layer
 def _plain(cls: type, fields: Callable[[nn.Module], dict]) -> None:
     GENERATORS[cls] = Generator((), lambda m, em: call(f"nn.{cls.__name__}", **fields(m)))
 
 
-_plain(nn.Conv2d, lambda m: {
-    "in_channels": m.in_channels, "out_channels": m.out_channels, "kernel_size": _one(m.kernel_size),
-    "stride": _one(m.stride), "padding": _one(m.padding), "groups": m.groups, "bias": m.bias is not None,
-    **_check_conv(m)})
-_plain(nn.BatchNorm2d, lambda m: {"num_features": m.num_features, "eps": m.eps, "momentum": m.momentum})
-_plain(nn.LayerNorm, lambda m: {"normalized_shape": _one(tuple(m.normalized_shape)), "eps": m.eps})
-_plain(nn.Linear, lambda m: {"in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None})
+@generates(nn.BatchNorm2d)
+def _batch_norm(m: nn.BatchNorm2d, em: "Emitter") -> Call:
+    expect(m.affine and m.track_running_stats, m, "no affine parameters or no running statistics")
+    return Call("nn.BatchNorm2d", call("", eps=m.eps, momentum=m.momentum, defaults={"eps": 1e-5, "momentum": 0.1}).kwargs,
+                (m.num_features,))
+
+
+@generates(nn.LayerNorm)
+def _layer_norm(m: nn.LayerNorm, em: "Emitter") -> Call:
+    expect(m.elementwise_affine and m.bias is not None, m, "no affine parameters")
+    return Call("nn.LayerNorm", call("", eps=m.eps, defaults={"eps": 1e-5}).kwargs, (_one(tuple(m.normalized_shape)),))
+
+
+@generates(nn.Linear)
+def _linear(m: nn.Linear, em: "Emitter") -> Call:
+    return Call("nn.Linear", {} if m.bias is not None else {"bias": False}, (m.in_features, m.out_features))
+
+
 _plain(nn.GELU, lambda m: {} if m.approximate == "none" else {"approximate": m.approximate})
 _plain(nn.Dropout, lambda m: {"p": m.p})
 _plain(nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim})
@@ -701,9 +821,12 @@ for _cls in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoi
     _plain(_cls, lambda m: {})
 
 
-def _check_conv(m: nn.Conv2d) -> dict:
+@generates(nn.Conv2d)
+def _conv2d(m: nn.Conv2d, em: "Emitter") -> Call:
     expect(m.dilation == (1, 1) and m.padding_mode == "zeros", m, "dilation or non-zero padding")
-    return {}
+    kwargs = call("", stride=_one(m.stride), padding=_one(m.padding), groups=m.groups, bias=m.bias is not None,
+                  defaults={"stride": 1, "padding": 0, "groups": 1, "bias": True}).kwargs
+    return Call("nn.Conv2d", kwargs, (m.in_channels, m.out_channels, _one(m.kernel_size)))
 
 
 @generates(nn.Sequential)
@@ -736,7 +859,8 @@ class Emitter:
         if gen is None:
             raise CompileError(
                 f"pytorch export: no code generator for {type(module).__module__}.{type(module).__qualname__}",
-                hint=f"export it as safetensors, onnx or pt2; model.py is written for {', '.join(exportable())}")
+                hint="the safetensors, onnx and pt2 formats need none; model.py needs a generator in "
+                     "spacelang/compiler/export_pytorch.py")
         return gen.call(module, self)
 
 

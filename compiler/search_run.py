@@ -153,11 +153,9 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
     band = Bounds.from_space(space) & bounds
     from .latency import search_predictor
     predictor = search_predictor(space, latency_profile, force_profile, log)
-    if "latency" in band.intervals:
-        # the evolution driver (spacelang.search.evolution) does not take a latency predictor yet
-        raise SearchError(f"search cannot bound latency yet ({band}): its sampler takes no latency predictor",
-                          hint="search under params/FLOPs with --latency-profile for the latency column, "
-                               "or draw archs in a latency band with `spacelang sample --latency-profile`")
+    if "latency" in band.intervals and predictor is None:
+        raise SearchError(f"the band {band} bounds latency, which needs a latency profile",
+                          hint="pass --latency-profile PROFILE.json (spacelang latency profile FILE -o PROFILE.json)")
     results = ResultLog(os.path.join(out, "results.jsonl"), write=dist.main)
 
     def evaluator(archs: list[dict]) -> list[float]:
@@ -193,14 +191,14 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
                 f"{ecfg.parents} parents, {ecfg.budget} evaluations")
             bar = Progress(ecfg.budget, desc="search", unit="arch", write=log, enabled=dist.main)
             res = evo.run_evolution(space, evaluator, ecfg, seed=seed, bounds=bounds, state_path=state_path,
-                                    resume=True, on_generation=progress, write_state=dist.main)
+                                    resume=True, on_generation=progress, write_state=dist.main, latency=predictor)
         elif strategy == "random":
             budget = num or evo.EvolutionConfig(**evolution_settings).budget
             state_path = os.path.join(out, "random_state.json")
             log(f"random search: {budget} evaluations")
             bar = Progress(budget, desc="search", unit="arch", write=log, enabled=dist.main)
             res = evo.random_search(space, evaluator, budget, seed=seed, bounds=bounds, state_path=state_path,
-                                    resume=True, on_generation=progress, write_state=dist.main)
+                                    resume=True, on_generation=progress, write_state=dist.main, latency=predictor)
         else:
             raise SearchError(f"unknown strategy {strategy!r} (evolution or random)")
     except InfeasibleError as e:
@@ -211,7 +209,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
 
     # the best of this search's history (results.jsonl may also hold archs of an earlier search in OUT)
     wanted = {arch_json(r["arch"]) for r in res.history}
-    rows = [r for k, r in results.rows.items() if k in wanted and band.contains(Cost(r["params"], r["flops"]))]
+    rows = [r for k, r in results.rows.items() if k in wanted and band.contains(_row_cost(r, predictor))]
     if not rows:
         raise SearchError("no evaluated arch satisfies the bounds")
     top = max(rows, key=lambda r: (r["accuracy"], -r["params"], -r["flops"]))
@@ -240,6 +238,15 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
                     title=f"{space.name}: {strategy} search, {len(rows)} subnets",
                     params_limit=float(iv.hi) if iv is not None and iv.hi is not None else None)
     return best
+
+
+def _row_cost(row: dict, predictor):
+    """A results row's cost for the band: params and FLOPs, and predicted latency with a profile."""
+    if predictor is None:
+        return Cost(row["params"], row["flops"])
+    from spacelang.latency import LatencyCost
+    # predicted again, not read from the row: the row holds it rounded, the sampler checked it exact
+    return LatencyCost(row["params"], row["flops"], predictor(row["arch"]))
 
 
 def _file_sha256(path: str) -> str:

@@ -22,7 +22,6 @@ from spacelang.errors import CompileError
 from spacelang.util.quantity import human
 
 from .ops import get_op
-from .ops.nasvit_transformer import stage_configs as op_stage_configs
 
 #: Version of how the ops store and read their weights.  Bump it whenever an op changes its
 #: parameter layout or how it slices it: checkpoints record it, and one written under another
@@ -151,7 +150,7 @@ class Supernet(nn.Module):
                 op, rate = get_op(layer.kind), next(rates)
                 kw = {"drop_path": rate} if op.takes_drop_path else {}
                 if getattr(op, "takes_stage", False):  # e.g. NASViT's switchable scaling layers
-                    kw["stage"] = op_stage_configs(space, st.name)
+                    kw["stage"] = op.stage_configs(space, st.name)
                 blocks.append(op(layer, **kw))
             transition = get_op(st.transition.kind)(st.transition) if st.transition is not None else None
             stages.append(_Stage(transition, blocks))

@@ -1,15 +1,13 @@
-"""Supernet training: AutoFormer's uniform single-path rule or the sandwich rule, timm's recipe.
+"""Supernet training: one loop with pluggable training rules (``compiler/rules/``), timm's recipe.
 
 One optimizer step per batch.  The archs of step ``t`` come from ``random.Random`` seeded with
 ``(seed, t)`` only — not from a stream shared with anything else and not from the process rank —
 so every future data-parallel worker draws the same archs for the same step, and a resumed run
 draws exactly what an uninterrupted one would.
 
-- ``uniform`` (AutoFormer, §3.3): one subnet sampled uniformly per step; its loss is
-  back-propagated into the shared (entangled) weights.
-- ``sandwich`` (S3, Appendix A, Alg. 2; from BigNAS): the largest, the smallest and ``k`` random
-  subnets per step; their gradients are accumulated (summed) and applied in one update.  No
-  in-place distillation (S3 reports it collapses transformer training).
+A rule (``uniform``, ``sandwich``, ``nasvit``, …; see :mod:`spacelang.compiler.rules`) decides
+which archs a step trains and how their losses and gradients combine; this loop owns the data,
+the schedule, checkpoints, DDP and AMP.
 
 The recipe (AdamW, cosine schedule with linear warm-up, label smoothing, stochastic depth,
 optional mixup/cutmix) follows AutoFormer Table 3 / DeiT, scaled down for small data; see
@@ -38,17 +36,21 @@ from spacelang.util.atomic import write_text
 from . import checkpoint as ckpt
 from . import distributed
 from .distributed import Dist
-from .precision import MODES, autocast, check_mode, grad_scaler
+from .precision import MODES, check_mode, grad_scaler
 from .bn import bn_batches
 from .data import Data, load_data
-from .evaluate import CachedLoader, evaluate, fit_input
+from .evaluate import CachedLoader, evaluate
 from .identity import resume_check
+from .rules import StepContext, create_rule, rule_class
+from .rules.recipes import apply_auto_augment, recipe_settings
 from .runlock import RunLock
 from .supernet import build_supernet
 
-SAMPLERS = ("uniform", "sandwich")
-# search-validation accuracy of the largest and the smallest subnet (not the best and worst arch)
-LOG_FIELDS = ["epoch", "step", "lr", "loss", "acc_largest", "acc_smallest", "seconds", "images_per_s"]
+SAMPLERS = ("uniform", "sandwich")  # the rules `--sampler` (the old name of `--rule`) accepts
+# search-validation accuracy of the largest and the smallest subnet (not the best and worst arch);
+# conflict: the rule's gradient-conflict ratio in percent (NASViT Table 4/7; empty for uniform)
+LOG_FIELDS = ["epoch", "step", "lr", "loss", "acc_largest", "acc_smallest", "conflict", "conflict_raw",
+              "seconds", "images_per_s"]
 #: every this many steps (and at the first step of an invocation) the ranks compare their archs
 ARCH_CHECK_EVERY = 50
 #: the names these columns had in logs written before the rename
@@ -62,8 +64,13 @@ class TrainConfig:
     data: str = "digits"
     epochs: int = 100
     batch_size: int = 64
-    sampler: str = "uniform"
-    sandwich_k: int = 2           # random middle subnets per sandwich step (S3 uses 2)
+    rule: str = "uniform"         # the training rule (compiler/rules/): uniform | sandwich | nasvit
+    sandwich_k: int = 2           # random middle subnets per sandwich/nasvit step (S3 and NASViT use 2)
+    kd: str = "kl"                # nasvit: in-place distillation divergence, kl | alpha (AlphaNet)
+    prioritize: str = "sub"       # nasvit: gradient projection (Eq. 1), sub | sup | none
+    projection: str = "global"    # nasvit: project the whole gradient vector or each tensor (global | tensor)
+    recipe: str = "deit"          # deit | nasvit (Table 5's weak recipe; compiler/rules/recipes.py)
+    auto_augment: str | None = None  # timm auto-augmentation of image folders, e.g. rand-m1-n1
     lr: float = 1e-3              # AutoFormer Table 3 (batch 1024); also good at batch 64 on digits
     min_lr: float = 1e-5          # S3 §4.1
     warmup_epochs: float = 5.0    # Table 3 warms up 20 of 500 epochs; 5 of 100 keeps the ratio
@@ -78,6 +85,15 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     amp: str = "none"             # mixed precision: none | bf16 | fp16 (compiler/precision.py)
+    sampler: dataclasses.InitVar[str | None] = None  # the old name of ``rule`` (uniform, sandwich)
+
+    def __post_init__(self, sampler: str | None) -> None:
+        if sampler is not None and sampler != self.rule:
+            if self.rule != "uniform":
+                raise OptionError(f"--sampler {sampler} and --rule {self.rule} disagree (--sampler is the old "
+                                  f"name of --rule)")
+            self.rule = sampler
+        self.sampler = self.rule  # read by code written before the rules registry
 
     @classmethod
     def for_data(cls, data: str, **overrides) -> "TrainConfig":
@@ -90,6 +106,7 @@ class TrainConfig:
         elif data != "synthetic":
             base.update(mixup=0.8, cutmix=1.0, epochs=300, batch_size=128, warmup_epochs=20)
         given = {k: v for k, v in overrides.items() if v is not None}
+        base.update(recipe_settings(given.get("recipe", "deit"), data))  # the recipe's presets; flags still win
         if "epochs" in given and "warmup_epochs" not in given:
             # keep the default warm-up's share of the run (Table 3: 20 of 500 epochs)
             default = cls(**base)
@@ -100,8 +117,8 @@ class TrainConfig:
         return cfg
 
     def check(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise OptionError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        rule_class(self.rule).check(self)
+        recipe_settings(self.recipe, self.data)  # refuses an unknown recipe
         if self.epochs < 1 or self.batch_size < 1 or self.sandwich_k < 0:
             raise OptionError("epochs and batch size must be positive, sandwich k non-negative")
         if self.amp not in MODES:
@@ -112,12 +129,12 @@ class TrainConfig:
 
     def describe(self, steps_per_epoch: int) -> list[str]:
         """The settings a run uses, as a few readable lines (printed when training starts)."""
-        sampler = self.sampler + (f" (largest, smallest and {self.sandwich_k} random subnets a step)"
-                                  if self.sampler == "sandwich" else " (one random subnet a step)")
+        sampler = create_rule(self).describe()
         return [f"  schedule  {self.epochs} epochs × {steps_per_epoch} steps, batch {self.batch_size}, "
                 f"AdamW lr {self.lr:g} → {self.min_lr:g} (cosine), warm-up {self.warmup_epochs:g} epochs, "
                 f"weight decay {self.weight_decay:g}",
-                f"  sampler   {sampler}",
+                f"  rule      {sampler}",
+                f"  recipe    {self.recipe}" + (f", auto-augment {self.auto_augment}" if self.auto_augment else ""),
                 f"  regular.  label smoothing {self.label_smoothing:g}, drop path {self.drop_path:g}, "
                 f"mixup {self.mixup:g}, cutmix {self.cutmix:g}, shift {self.shift} px, "
                 f"clip grad {'off' if not self.clip_grad else f'{self.clip_grad:g}'}",
@@ -126,25 +143,19 @@ class TrainConfig:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        kw = {k: v for k, v in d.items() if k in names}
+        if "rule" not in d and d.get("sampler"):
+            kw["rule"] = d["sampler"]  # written before the rules registry
+        return cls(**kw)
 
 
 # ---------------------------------------------------------------------------------------------- sampling
-def step_rng(seed: int, step: int) -> random.Random:
-    """The sampler's RNG for one step: a function of (seed, step) alone (str seeds hash with SHA-512)."""
-    return random.Random(f"spacelang-sampler/{seed}/{step}")
-
-
 def sample_archs(space, sampler: str, seed: int, step: int, k: int = 2,
                  sample: Callable | None = None) -> list[dict]:
-    """The archs trained at ``step``: one uniform sample, or max, min and ``k`` random (sandwich)."""
-    rng = step_rng(seed, step)
-    draw = sample or space.sample
-    if sampler == "uniform":
-        return [draw(rng)]
-    if sampler == "sandwich":
-        return [space.max_arch(), space.min_arch()] + [draw(rng) for _ in range(k)]
-    raise ValueError(f"unknown sampler {sampler!r}")
+    """The archs rule ``sampler`` trains at ``step`` (uniform: one sample; sandwich: max, min and
+    ``k`` random); a function of ``(seed, step)`` alone (:func:`~spacelang.compiler.rules.step_rng`)."""
+    rule = create_rule(TrainConfig(rule=sampler, sandwich_k=k))
+    return rule.archs(space, seed, step, sample or space.sample)
 
 
 # ---------------------------------------------------------------------------------------------- augmentation
@@ -243,6 +254,8 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     max_arch, min_arch = space.max_arch(), space.min_arch()
     data = data or load_data(cfg.data, space.input_shape(max_arch), space.classes, **(
         {"num_workers": cfg.workers} if cfg.data not in ("digits", "synthetic") else {}))
+    if cfg.auto_augment:
+        apply_auto_augment(data, cfg.auto_augment)
     mixup, criterion = _make_loss(cfg, space.classes)
     epoch, step = 0, 0
     c = ckpt.load(rundir) if resume and ckpt.checkpoint_dir(rundir) is not None else None
@@ -256,6 +269,8 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     sched = CosineLRScheduler(opt, t_initial=total, lr_min=cfg.min_lr, warmup_lr_init=cfg.warmup_lr,
                               warmup_t=int(cfg.warmup_epochs * steps_per_epoch), t_in_epochs=False)
     draw = sample or space.sample  # unconstrained, as AutoFormer and S3 (Alg. 2) train
+    rule = create_rule(cfg)
+    params = list(net.parameters())
 
     log_path = os.path.join(rundir, "log.csv")
     log_rows: list[dict] = []
@@ -298,7 +313,7 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
             t_epoch, images = time.perf_counter(), 0
             for j, (x, y) in enumerate(data.train_loader(cfg.batch_size, cfg.seed, epoch, dist=dist)):
                 sched.step_update(num_updates=step)
-                archs = sample_archs(space, cfg.sampler, cfg.seed, step, cfg.sandwich_k, draw)
+                archs = rule.archs(space, cfg.seed, step, draw)
                 if step == first_step or step % ARCH_CHECK_EVERY == 0:
                     dist.check_same(archs, f"the archs of step {step}")
                 # this rank's place in the step's global batch (ranks hold contiguous slices)
@@ -315,19 +330,11 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                     else:  # timm's batch mixup pairs images: an odd last batch gets smoothed labels only
                         target = mixup_target(y, space.classes, lam=1.0, smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
-                step_loss = 0.0
-                for a in archs:
-                    if len(x) == 0:
-                        continue  # an empty slice of a short last batch: this rank adds no gradient
-                    with autocast(device, cfg.amp):
-                        out = net(fit_input(x, net.input_shape(a)), a)
-                        loss = criterion(out, target)
-                    # gradients of the sandwich's subnets accumulate (Alg. 2, line 5)
-                    scaler.scale(loss * share).backward()
-                    step_loss += float(loss.detach())
+                # the rule's forward/backward passes; it leaves the gradient summed over the ranks
+                step_loss = rule.step(StepContext(net, x, target, criterion, share, device, cfg.amp, scaler,
+                                                  dist, params), archs)
                 if not math.isfinite(step_loss):
                     raise FloatingPointError(f"loss is {step_loss} at step {step}")
-                dist.reduce_gradients(net.parameters())
                 scaler.unscale_(opt)
                 if cfg.clip_grad:
                     torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
@@ -345,12 +352,12 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
             row = {"epoch": epoch, "step": step, "lr": f"{opt.param_groups[0]['lr']:.6g}",
                    "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "acc_largest": f"{acc_max:.2f}",
                    "acc_smallest": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}",
-                   "images_per_s": f"{images / max(seconds_epoch, 1e-9):.1f}"}
+                   "images_per_s": f"{images / max(seconds_epoch, 1e-9):.1f}", **rule.epoch_metrics()}
             log_rows.append(row)
             bar.note(f"epoch {epoch}/{cfg.epochs}", loss=row["loss"], acc_largest=f"{acc_max:.1f}%",
                      acc_smallest=f"{acc_min:.1f}%")
             state = {"epoch": epoch, "step": step, "config": cfg.as_json(), "rng": ckpt.rng_state(),
-                     "sampler": {"kind": cfg.sampler, "seed": cfg.seed, "k": cfg.sandwich_k, "next_step": step,
+                     "sampler": {"kind": cfg.rule, "seed": cfg.seed, "k": cfg.sandwich_k, "next_step": step,
                                  "rule": "random.Random('spacelang-sampler/{seed}/{step}') per step"},
                      "metrics": {"loss": float(row["loss"]), "val_acc_max": acc_max, "val_acc_min": acc_min},
                      "space_name": space.name, "data": data.describe(), "data_path": cfg.data,

@@ -114,10 +114,15 @@ class DistributedError(SpacelangError):
     """The processes of a distributed run disagree (archs, settings) or cannot start."""
 
 
+class ProfileError(SpacelangError):
+    """A latency profile that cannot be used: unreadable, of another space or device, incomplete."""
+
+
 class OutputError(SpacelangError):
     """An output path that cannot be written (read-only, a file where a folder is needed, too long)."""
 
 
 __all__ = ["SpacelangError", "SpaceError", "ArchError", "FieldError", "EvalError", "WhereError",
            "InfeasibleError", "CheckpointError", "DataError", "OptionError", "CompileError",
-           "SearchError", "OutputError", "DistributedError"]
+           "SearchError", "OutputError", "DistributedError",
+           "ProfileError"]

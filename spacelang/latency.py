@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import attrs
 
 from .cases import Stop, layer_cases, layer_refs
-from .errors import ArchError, EvalError, FieldError, SpacelangError
+from .errors import ArchError, EvalError, FieldError, ProfileError
 from .fields import head_has_cls, normalize
 from .walk import Role, Slot
 
@@ -40,8 +40,6 @@ VERSION = 1
 MACHINE_KEYS = ("device", "cpu", "cores", "torch")
 
 
-class ProfileError(SpacelangError):
-    """A latency profile that cannot be used: unreadable, of another space or device, incomplete."""
 
 
 # ------------------------------------------------------------------------------ layer configurations

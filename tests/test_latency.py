@@ -317,6 +317,25 @@ def test_profile_and_check_commands_on_a_tiny_space(tmp_path, capsys, one_torch_
     assert "not measured" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("timing, fragment", [
+    (dict(reps=0), "--reps"), (dict(warmup=-1), "--warmup"), (dict(clock="sundial"), "--clock"),
+    (dict(statistic="mean"), "--statistic")])
+def test_bad_timing_settings_are_option_errors(timing, fragment):
+    from spacelang.compiler.latency import Timing
+    with pytest.raises(OptionError, match=fragment):
+        Timing(**timing).check()
+
+
+def test_timing_takes_the_chosen_statistic_of_interleaved_samples():
+    from spacelang.compiler.latency import Timing
+    calls = []
+    (med, iqr), (least, _) = Timing(warmup=0, reps=5, min_sample_ms=0, clock="wall").time_many(
+        [lambda: calls.append("a"), lambda: calls.append("b")])
+    assert calls[-10:] == ["a", "b"] * 5  # one sample of each per round
+    assert med > 0 and iqr >= 0 and least > 0
+    assert Timing(warmup=0, reps=7, min_sample_ms=0, statistic="min").time(lambda: sum(range(100)))[0] > 0
+
+
 def test_check_on_another_machine_is_refused_without_force(tmp_path, capsys):
     data = dict(synthetic_profile(spacelang.loads(TINY)).data)
     data["fingerprint"] = {**data["fingerprint"], "cpu": "Some Other CPU"}

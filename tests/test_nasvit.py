@@ -246,3 +246,18 @@ def test_training_validates_each_arch_after_recalibrating_batchnorm(tmp_path, mo
     data = load_data("synthetic", space.input_shape(space.max_arch()), space.classes)
     training.train(space, cfg, str(tmp_path / "run"), progress=False, data=data, log=lambda _: None)
     assert seen and all(b for b in seen)
+
+
+@pytest.mark.parametrize("fields", ["head_dim 4", "head_dim 4  rpe bias  windows 2"])
+def test_inference_mode_then_training_step(fields):
+    """Cached offset tables first built under inference mode still serve a training step."""
+    from spacelang.compiler.ops import nasvit_transformer
+    nasvit_transformer.offsets.cache_clear()
+    space = sl.loads(TINY.replace("{ head_dim 4 }", "{ %s }" % fields).replace("{16, 32}", "32"))
+    net = build_supernet(space)
+    arch = space.max_arch()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        net.eval()(x, arch)
+    net.train()(x, arch).sum().backward()
+    assert net.stages[0].blocks[0].q.weight.grad is not None

@@ -12,7 +12,8 @@ SPACE = "spaces/autoformer-tiny.space"
 
 # (argv, what the one-line message must say)
 BAD = [
-    (["search", "R", "-o", "O", "--num", "0"], "argument --num: must be at least 1, got 0"),
+    (["search", "R", "-o", "O", "--evaluations", "0"], "argument --evaluations/--num: must be at least 1, got 0"),
+    (["search", "R", "-o", "O", "--num", "0"], "argument --evaluations/--num: must be at least 1, got 0"),
     (["search", "R", "-o", "O", "--threads", "0"], "argument --threads: must be at least 1"),
     (["search", "R", "-o", "O", "--threads", "-1"], "argument --threads: must be at least 1"),
     (["search", "R", "-o", "O", "--population", "0"], "argument --population"),

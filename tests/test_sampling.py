@@ -294,5 +294,5 @@ def test_cli_json_sandwich_and_errors(tmp_path):
     bad = _cli(str(f), "-n", "5", "--where", "params>=1G")
     assert bad.returncode == 2 and time.perf_counter() - t0 < 10
     assert len(bad.stderr.strip().splitlines()) == 1 and "infeasible" in bad.stderr
-    bad = _cli(str(f), "--where", "latency<3")
+    bad = _cli(str(f), "--where", "energy<3")
     assert bad.returncode == 2 and "unknown metric" in bad.stderr

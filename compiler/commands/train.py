@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 
-HELP = "train the weight-entangled supernet of a space (uniform or sandwich sampling)"
+HELP = "train the weight-entangled supernet of a space (rules: uniform, sandwich, nasvit)"
 
 # flags whose value is stored in the checkpoint's config (argparse default None = "not given")
-_CONFIG_FLAGS = ("data", "epochs", "batch_size", "sampler", "sandwich_k", "lr", "min_lr", "warmup_epochs",
+_CONFIG_FLAGS = ("data", "epochs", "batch_size", "rule", "sandwich_k", "kd", "prioritize", "projection", "recipe",
+                 "lr", "min_lr", "warmup_epochs",
                  "weight_decay", "label_smoothing", "drop_path", "mixup", "cutmix", "shift", "clip_grad", "seed",
                  "workers", "amp")
 
@@ -31,11 +32,26 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="batch size per process; under torchrun the effective batch is processes × batch "
                         "(default: 32 for digits, 64 for synthetic, 128 for an ImageFolder)")
+    p.add_argument("--rule", default=None, metavar="RULE",
+                   help="training rule (compiler/rules/): uniform — one subnet per step (AutoFormer); "
+                        "sandwich — max, min and k random (S3); nasvit — max with labels, min and k random "
+                        "with in-place KD, gradient projection (NASViT) (default uniform)")
     p.add_argument("--sampler", choices=("uniform", "sandwich"), default=None,
-                   help="uniform: one subnet per step (AutoFormer); sandwich: max, min and k random (S3) "
-                        "(default uniform)")
+                   help="the old name of --rule (uniform or sandwich)")
     p.add_argument("--sandwich-k", type=count, default=None, metavar="K",
-                   help="random subnets per sandwich step (default 2)")
+                   help="random subnets per sandwich or nasvit step (default 2)")
+    p.add_argument("--kd", choices=("kl", "alpha"), default=None,
+                   help="nasvit: in-place distillation by KL or AlphaNet's alpha-divergence (default kl)")
+    p.add_argument("--prioritize", choices=("sub", "sup", "none"), default=None,
+                   help="nasvit: gradient projection (NASViT Eq. 1) prioritising the subnets (sub), the "
+                        "largest (sup), or none (default sub)")
+    p.add_argument("--projection", choices=("global", "tensor"), default=None,
+                   help="nasvit: project the whole gradient vector or each parameter tensor (default global; "
+                        "docs/nasvit-training.md)")
+    p.add_argument("--recipe", choices=("deit", "nasvit"), default=None,
+                   help="regularisation/augmentation preset: deit (AutoFormer/DeiT) or nasvit (NASViT Table 5: "
+                        "RandAugment n=1 m=1 on image folders, 1-px shifts on digits, no weight decay, no drop "
+                        "path, no mixup); the flags below still win (default deit)")
     p.add_argument("--lr", type=positive, default=None,
                    help="peak learning rate (default: 2e-3 for digits, 1e-3 otherwise)")
     p.add_argument("--min-lr", type=nonnegative, default=None,
@@ -87,6 +103,10 @@ def run(args) -> int:
     from ..train import TrainConfig, train
 
     given = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
+    if args.sampler is not None:  # the old name of --rule
+        if given.setdefault("rule", args.sampler) != args.sampler:
+            return error(f"--sampler {args.sampler} and --rule {given['rule']} disagree (--sampler is the old "
+                         f"name of --rule)")
     if "data" in given:
         given["data"] = resolve_data(given["data"])  # stored absolute: the run is searchable from anywhere
     stored = None

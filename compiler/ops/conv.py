@@ -1,8 +1,8 @@
 """``conv``: convolution + BatchNorm + activation, and the convolutional pieces NASViT's ops share.
 
 NASViT's ops (``conv``, ``mbconv``, ``mbpool``, ``nasvit_transformer``) carry ``(B, C, H, W)``
-feature maps from layer to layer; :func:`as_map` turns ``(B, N, C)`` tokens (from a token-carrying
-kind before them) into the map they expect.
+feature maps from layer to layer (``carries_maps``: the supernet refuses to mix them with ops
+that carry tokens).
 
 :class:`ElasticKernelConv2d` holds the slot's largest kernel once; a smaller kernel is its centre
 (``w[..., s:e, s:e]``, a view, as AlphaNet/AttentiveNAS slice it), and elastic channels are
@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import functional as Fn
 from .elastic import ElasticBatchNorm2d, lead
 from .registry import register
 
@@ -32,11 +31,6 @@ def activation(name: str) -> nn.Module:
 def act(x: torch.Tensor, name: str) -> torch.Tensor:
     """Apply the activation named ``name`` (the same function :func:`activation`'s module runs)."""
     return _ACT_FN[name](x)
-
-
-def as_map(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``x`` as a ``(B, C, size, size)`` map (tokens ``(B, size², C)`` are reshaped)."""
-    return Fn.tokens_to_map(x, size) if x.dim() == 3 else x
 
 
 def centre(t: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -103,7 +97,7 @@ class ConvOp(nn.Module):
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        return act(self.bn(self.conv(as_map(x, f.in_size), f.dim, f.kernel, f.stride)), f.act)
+        return act(self.bn(self.conv(x, f.dim, f.kernel, f.stride)), f.act)
 
     def extract(self, layer) -> nn.Sequential:
         f = layer.fields

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from spacelang.kinds.mbconv import se_width
 
-from .conv import ElasticKernelConv2d, act, activation, as_map
+from .conv import ElasticKernelConv2d, act, activation
 from .elastic import ElasticBatchNorm2d, ElasticConv2d
 from .registry import register
 
@@ -53,7 +53,6 @@ class MBConvOp(nn.Module):
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        x = as_map(x, f.in_size)
         h = x
         if f.hidden != f.in_dim:
             h = act(self.bn1(self.expand(h, f.hidden)), f.act)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .conv import ElasticKernelConv2d, act, activation, as_map
+from .conv import ElasticKernelConv2d, act, activation
 from .elastic import ElasticBatchNorm2d, ElasticLinear
 from .registry import register
 
@@ -31,7 +31,7 @@ class MBPoolOp(nn.Module):
 
     def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
         f = layer.fields
-        y = act(self.bn(self.conv(as_map(x, f.in_size), f.expanded or f.width)), f.act).mean((2, 3))
+        y = act(self.bn(self.conv(x, f.expanded or f.width)), f.act).mean((2, 3))
         if f.expanded:
             y = act(self.mix(y, f.expanded, f.width), f.act)
         return self.fc(y, f.width, f.classes)

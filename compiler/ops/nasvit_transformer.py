@@ -10,7 +10,7 @@ reads their centre).  Depth-wise kernels are views of the stored ones.
 Switchable scaling layers: the op holds one pair of per-channel scale vectors (attention; MLPs)
 for every (width, depth) configuration its stage can take — ``(c, d)`` for each stage width c and
 each stage depth d that reaches this slot — and runs the pair of the arch's (width, depth).  It
-therefore needs its stage's choices at construction (``stage=``, :func:`stage_configs`) and the
+therefore needs its stage's choices at construction (``stage=``, from the class's ``stage_configs(space, stage)``) and the
 stage's active depth when it runs (``stage_depth=``): the supernet passes both to ops whose class
 sets ``takes_stage``.  Built without them (a lone layer, e.g. for latency tables) it holds one pair.
 """
@@ -142,6 +142,7 @@ class NASViTTransformerOp(nn.Module):
 
     takes_stage = True
     carries_maps = True
+    stage_configs = staticmethod(stage_configs)
 
     def __init__(self, layer, drop_path: float = 0.0, stage: tuple | None = None):
         super().__init__()

@@ -21,7 +21,7 @@ def add_reinforce_arguments(p) -> None:
     g = p.add_argument_group("reinforce (As-ViT topology search; the positional argument is a .space file)")
     g.add_argument("--proxy", default="le,ntk", metavar="LIST",
                    help="proxies of the reward: le (L_E, higher is better), ntk (κ, lower is better); default le,ntk")
-    g.add_argument("--steps", type=positive_int, default=500, help="policy-gradient steps (As-ViT: 500)")
+    g.add_argument("--steps", type=positive_int, default=500, help="policy-gradient steps (default 500, as As-ViT)")
     g.add_argument("--inits", type=positive_int, default=5, help="random initialisations per proxy score (default 5)")
     g.add_argument("--policy-lr", type=positive, default=0.05, help="Adam step on the policy's logits (default 0.05)")
 

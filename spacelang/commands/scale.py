@@ -55,7 +55,7 @@ def add_arguments(p) -> None:
                    help="width factors tried each step (default 1.05,1.1,1.15,1.2)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the networks' random initialisation (default 0)")
     p.add_argument("--inits", type=positive_int, default=5, help="random initialisations per score (default 5)")
-    p.add_argument("--max-steps", type=positive_int, default=1000, help="at most this many scaling steps")
+    p.add_argument("--max-steps", type=positive_int, default=1000, help="at most this many scaling steps (default 1000)")
     p.add_argument("--no-plot", action="store_true", help="skip trajectory.png")
     add_threads(p)
 

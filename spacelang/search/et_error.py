@@ -35,6 +35,7 @@ import attrs
 from ..diagnostics import ArchError
 from ..errors import SearchError
 from ..ir import Dim, Origin
+from ..util.quantity import TIME_METRICS
 
 NUMERIC = ("int", "float", "num")
 DEFAULT_TOP_K = 50
@@ -228,6 +229,9 @@ def feasible(space, rows: Iterable[Mapping[str, Any]]) -> RowFilter:
         cost = None
         for c in space.constraints:
             v = row.get(c.metric)
+            if v is None and c.metric in TIME_METRICS:
+                raise SearchError(f"space {space.name} constrains {c.metric} ({c}), but a results row has no "
+                                  f"{c.metric} figure", hint="search with --latency-profile so every row records it")
             if v is None:
                 if cost is None:
                     from ..cost import cost as cost_of

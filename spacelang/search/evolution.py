@@ -217,14 +217,14 @@ class _Run:
 
     def __init__(self, space, evaluate: Evaluator, *, seed: int, bounds: Bounds | None,
                  state_path: str | None, resume: bool, settings: dict, on_generation=None,
-                 write_state: bool = True):
+                 write_state: bool = True, latency=None):
         self.space = space
         self.evaluate = evaluate
         self.state_path = state_path
         self.write_state = write_state
         self.on_generation = on_generation
         self.rng = random.Random(seed)
-        self.sampler = ConstrainedSampler(space, self.rng, bounds)
+        self.sampler = ConstrainedSampler(space, self.rng, bounds, latency=latency)
         self.identity = {"kind": self.kind, "space": space.name,
                          "space_sha256": hashlib.sha256(space.source.encode()).hexdigest(),
                          "seed": seed, "band": str(self.sampler.bounds), "settings": settings}
@@ -378,28 +378,32 @@ class _RandomSearch(_Run):
 
 def run_evolution(space, evaluate: Evaluator, config: EvolutionConfig | None = None, *, seed: int = 0,
                   bounds: Bounds | None = None, state_path: str | None = None, resume: bool = True,
-                  on_generation: Callable[[int, list], None] | None = None, write_state: bool = True) -> SearchResult:
+                  on_generation: Callable[[int, list], None] | None = None, write_state: bool = True,
+                  latency=None) -> SearchResult:
     """Run (or resume, from ``state_path``) an evolutionary search; see the module docstring.
 
     ``bounds`` adds a band (e.g. ``Bounds.parse("params<=23M")``) to the space's constraints.
     ``on_generation(generation, history)`` is called after each generation is evaluated.
     ``write_state=False`` reads ``state_path`` but never writes it (the other ranks of a
-    distributed search: rank 0 alone writes).
+    distributed search: rank 0 alone writes).  ``latency(arch) -> ms`` (a
+    :class:`spacelang.latency.LatencyPredictor`) lets the bounds hold ``latency``.
     """
     return _Evolution(space, evaluate, config or EvolutionConfig(), seed=seed, bounds=bounds,
                       state_path=state_path, resume=resume, on_generation=on_generation,
-                      write_state=write_state).run()
+                      write_state=write_state, latency=latency).run()
 
 
 def random_search(space, evaluate: Evaluator, budget: int, *, seed: int = 0, bounds: Bounds | None = None,
                   batch: int = 50, state_path: str | None = None, resume: bool = True,
-                  on_generation: Callable[[int, list], None] | None = None, write_state: bool = True) -> SearchResult:
+                  on_generation: Callable[[int, list], None] | None = None, write_state: bool = True,
+                  latency=None) -> SearchResult:
     """The random-search baseline: ``budget`` distinct archs from the constrained sampler,
     evaluated ``batch`` at a time (each batch is a "generation" in the history)."""
     if budget < 1 or batch < 1:
         raise ValueError("random search needs budget >= 1 and batch >= 1")
     return _RandomSearch(space, evaluate, budget, batch, seed=seed, bounds=bounds, state_path=state_path,
-                         resume=resume, on_generation=on_generation, write_state=write_state).run()
+                         resume=resume, on_generation=on_generation, write_state=write_state,
+                         latency=latency).run()
 
 
 __all__ = ["EvolutionConfig", "SearchResult", "PRESETS", "autoformer", "s3", "vit_resnas", "run_evolution",
