@@ -14,8 +14,8 @@
   arch, its metrics (from a best.json), exact params and FLOPs, versions (spacelang, torch,
   timm, …), the preprocessing, and each format's parity figure (max abs difference);
 - ``config.json``       the space, input shape, classes, params and FLOPs, the preprocessing the
-  weights were trained with (resize, channels, normalisation), the formats, and the sha256 of
-  every other file.  Written last.
+  weights were trained with (resize, channels, normalisation), the formats and their parity
+  figures, and the sha256 of every other file.  Written last.
 
 Every format is checked against the supernet before the folder appears (written as ``DIR.tmp``,
 then renamed).  :func:`load_subnet` verifies the hashes.  Arch files may be a bare arch or a
@@ -179,6 +179,7 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
             config = {"space": space_identity(space), "input_shape": list(sub.input_shape), "classes": space.classes,
                       "params": cst.params, "flops": cst.flops, "trained_epochs": (checkpoint or {}).get("epoch"),
                       "format": FORMAT, "preprocessing": prep, "constraints_broken": broken, "formats": list(fmts),
+                      "parity": {fmt: r["max_abs_diff"] for fmt, r in results.items()},  # details: provenance.json
                       "files": {name: _sha256_file(os.path.join(tmp, name)) for name in files}}
             write_json(os.path.join(tmp, "config.json"), config)  # last: it marks a complete folder
             _publish(tmp, out)

@@ -761,10 +761,12 @@ def _squeeze_excite(m: SqueezeExcite, em: "Emitter") -> Call:
 @generates(MBConv, "mbconv")
 def _mbconv(m: MBConv, em: "Emitter") -> Call:
     em.use("mbconv")
-    parts = {name: em.expr(getattr(m, name)) if getattr(m, name) is not None else None
-             for name in ("expand", "se", "skip")}
-    return call("MBConv", dw=em.expr(m.dw), proj=em.expr(m.proj), residual=bool(m.residual), **parts,
-                pool=int(m.pool), defaults={"expand": None, "se": None, "skip": None, "pool": 1})
+    def part(module):
+        return em.expr(module) if module is not None else None
+
+    return call("MBConv", expand=part(m.expand), dw=em.expr(m.dw), se=part(m.se), proj=em.expr(m.proj),
+                residual=bool(m.residual), pool=int(m.pool), skip=part(m.skip),
+                defaults={"expand": None, "se": None, "skip": None, "pool": 1})
 
 
 @generates(MBPool, "mbpool")
@@ -894,8 +896,7 @@ import os
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-
+{functional}
 INPUT_SHAPE = ({c}, {h}, {w})
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{weights}")
 '''
@@ -942,8 +943,10 @@ def generate(sub, x, title: str, version: str, weights: str = "model.safetensors
         lines.append(f"{ind}    ],")
     lines += [f"{ind}],", f"{ind}head={em.expr(sub.head).render(8)},"]
     c, h, w = sub.input_shape
-    parts = [HEADER.format(title=title, version=version, weights=weights, c=c, h=h, w=w)]
-    parts += ["\n\n" + SNIPPETS[name][0] for name in em.used]
+    snippets = ["\n\n" + SNIPPETS[name][0] for name in em.used]
+    functional = "import torch.nn.functional as F\n" if any("F." in text for text in snippets) else ""
+    parts = [HEADER.format(title=title, version=version, weights=weights, c=c, h=h, w=w, functional=functional)]
+    parts += snippets
     parts.append(FOOTER.format(body="\n".join(lines)))
     return "".join(parts)
 

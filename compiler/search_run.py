@@ -89,14 +89,19 @@ def resolve_data(data: str) -> str:
 def run_search(rundir: str, out: str, bounds=None, strategy: str = "evolution", num: int | None = None,
                data: str | None = None, seed: int = 0, batch_size: int = 256, plot: bool = True,
                log: Callable[[str], None] | None = None, net_space=None, device: str = "cpu",
-               latency_profile: str | None = None, force_profile: bool = False, **evolution_settings) -> dict:
+               latency_profile: str | None = None, force_profile: bool = False, predictor_settings: dict | None = None,
+               **evolution_settings) -> dict:
     """Search ``rundir``'s supernet; write results.jsonl, best.json and pareto.png into ``out``.
 
     Returns the best.json object.  ``evolution_settings`` are fields of
     :class:`spacelang.search.evolution.EvolutionConfig` (population, generations, parents, mutations,
     crossovers, p_depth, …); random search evaluates ``num`` archs, by default as many as evolution
     would.  ``net_space`` = ``(space, net, train_config_dict)`` skips loading the checkpoint
-    (benchmarks reuse a net in memory).
+    (benchmarks reuse a net in memory).  ``strategy="predictor"`` is NASViT's predictor-guided
+    search (:mod:`spacelang.search.predictor`; ``predictor_settings``: fields of its
+    ``PredictorConfig``): results.jsonl also holds its predicted candidates (``"source":
+    "predicted"``, ``predicted_accuracy``, no ``accuracy``) and OUT/predictor.json the predictor's
+    held-out Kendall τ and RMSE and the measured front, predicted vs measured.
     """
     dist = distributed.setup(device)
     if dist.main:
@@ -106,11 +111,12 @@ def run_search(rundir: str, out: str, bounds=None, strategy: str = "evolution", 
         return _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot,
                        (log or (lambda s: None)) if dist.main else (lambda s: None),
                        net_space, distributed.device_for(device, dist), evolution_settings, latency_profile,
-                       force_profile, dist)
+                       force_profile, dist, predictor_settings)
 
 
 def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, log, net_space, device,
-            evolution_settings, latency_profile=None, force_profile=False, dist: Dist = SINGLE) -> dict:
+            evolution_settings, latency_profile=None, force_profile=False, dist: Dist = SINGLE,
+            predictor_settings: dict | None = None) -> dict:
     from . import evaluate as ev
     from .bn import bn_batches
     from .data import load_data
@@ -163,7 +169,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
         todo, seen = [], set()
         for a in archs:
             k = arch_json(a)
-            if results.get(a) is None and k not in seen:
+            if "accuracy" not in (results.get(a) or {}) and k not in seen:  # predicted rows are not measured
                 seen.add(k)
                 todo.append(a)
         if todo:
@@ -172,7 +178,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
             for a, acc in zip(todo, accs):
                 c_ = cost(a)
                 rows.append({"arch": dict(sorted(a.items())), "accuracy": acc, "error": 100.0 - acc,
-                             "params": c_.params, "flops": c_.flops})
+                             "params": c_.params, "flops": c_.flops, **measured_mark})
                 if predictor is not None:
                     rows[-1]["latency"] = round(predictor(a), 4)  # milliseconds, predicted
             results.add(rows)
@@ -183,6 +189,7 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
         bar.note(_progress(generation, history))
 
     bar = None  # a Progress over the search's evaluations, made once the budget is known
+    measured_mark = {"source": "measured"} if strategy == "predictor" else {}  # beside its predicted rows
     try:
         if strategy == "evolution":
             ecfg = evo.EvolutionConfig(**evolution_settings)
@@ -199,8 +206,21 @@ def _search(rundir, out, bounds, strategy, num, data, seed, batch_size, plot, lo
             bar = Progress(budget, desc="search", unit="arch", write=log, enabled=dist.main)
             res = evo.random_search(space, evaluator, budget, seed=seed, bounds=bounds, state_path=state_path,
                                     resume=True, on_generation=progress, write_state=dist.main, latency=predictor)
+        elif strategy == "predictor":  # NASViT Appendix C.1, Algorithm 2
+            from spacelang.search import predictor as guided
+            pcfg = guided.PredictorConfig(**(predictor_settings or {}))
+            log(f"predictor-guided search: {pcfg.samples} measured subnets, evolution on predicted accuracy "
+                f"({pcfg.population} + {pcfg.iterations} × {pcfg.crossovers + pcfg.mutations} candidates), "
+                f"up to {pcfg.front} front subnets measured")
+            bar = Progress(pcfg.samples + pcfg.front, desc="search", unit="arch", write=log, enabled=dist.main)
+            res = guided.run_predictor_search(
+                space, evaluator, pcfg, seed=seed, bounds=bounds, log=log, latency=predictor,
+                random_state_path=os.path.join(out, "random_state.json"), write_state=dist.main,
+                record=lambda rows: results.add([r for r in rows if results.get(r["arch"]) is None]))
+            if dist.main:
+                write_json(os.path.join(out, "predictor.json"), {**res.report(), "settings": pcfg.to_json()})
         else:
-            raise SearchError(f"unknown strategy {strategy!r} (evolution or random)")
+            raise SearchError(f"unknown strategy {strategy!r} (evolution, random or predictor)")
     except InfeasibleError as e:
         raise SearchError(e.message, hint=e.hint) from None
     finally:

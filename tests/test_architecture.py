@@ -69,3 +69,16 @@ def test_core_modules_import_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_every_package_is_installed():
+    """A non-editable install ships only the packages pyproject.toml lists: every folder with an
+    ``__init__.py`` under spacelang/ and compiler/ must be there (compiler/ as spacelang.compiler)."""
+    import tomllib
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = set()
+    for init in list((ROOT / "spacelang").rglob("__init__.py")) + list((ROOT / "compiler").rglob("__init__.py")):
+        parts = init.parent.relative_to(ROOT).parts
+        found.add(".".join(("spacelang", *parts) if parts[0] == "compiler" else parts))
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"

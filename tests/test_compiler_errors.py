@@ -100,9 +100,3 @@ def test_memory_guard_compares_with_the_given_memory():
     check_fits_memory(spec, memory=10**9)
     with pytest.raises(CompileError, match=r"more than this machine's 0\.0 GiB.*encoder\.\d \(transformer\)"):
         check_fits_memory(spec, memory=1000)
-
-
-def test_uncompiled_attention_splits_are_a_compile_error():
-    space = sl.loads(SMALL.replace("mlp_ratio {2, 4}", "mlp_ratio {2, 4}  splits 2").replace("pool cls", "pool avg"))
-    with pytest.raises(CompileError, match="splits 2"):
-        build_supernet(space)

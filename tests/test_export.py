@@ -187,9 +187,10 @@ def test_asvit_kinds_export_onnx_and_pt2(tmp_path):
 
 
 @pytest.mark.slow
-def test_nasvit_space_exports_every_format(tmp_path):
+def test_nasvit_space_exports_pytorch(tmp_path):
+    """The full NASViT space's smallest subnet (its kinds' onnx and pt2 run on the kind examples)."""
     space = sl.load(os.path.join(SPACES, "nasvit.space"))
-    _, _, _, prov = _export(space, tmp_path / "out", "safetensors,pytorch,onnx,pt2")
+    _, _, _, prov = _export(space, tmp_path / "out", "pytorch")
     _within_tolerance(prov)
 
 
@@ -275,6 +276,14 @@ def test_an_existing_folder_is_replaced_whole_only_when_it_is_an_export(tmp_path
     with pytest.raises(OutputError, match="not an exported subnet"):
         _export(space, other, "safetensors")
     assert os.listdir(other) == ["notes.txt"]
+
+
+def test_onnx_without_onnxruntime_is_refused_not_written_unchecked(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    space = sl.loads(KINDS["linear"].example)
+    with pytest.raises(CompileError, match="checked in onnxruntime, which is not installed"):
+        _export(space, tmp_path / "out", "onnx")
+    assert os.listdir(tmp_path) == []
 
 
 def test_formats_are_validated():

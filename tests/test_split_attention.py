@@ -135,3 +135,22 @@ def test_asvit_topology_compiles_and_its_seed_topology_costs_what_fvcore_counts(
     c = cost(space, seed)
     assert c.params == numel(sub)
     assert c.flops == fvcore_flops(sub, torch.zeros(1, 3, 224, 224), sdpa=False)
+
+
+def test_asvit_topology_supernet_runs_and_extracts_its_split_archs():
+    """`spacelang compile spaces/asvit-topology.space` builds; archs with splits 2/4/8 run and extract exactly."""
+    import os
+    import random
+    from conftest import SPACES
+    from spacelang.compiler import build_supernet
+    from spacelang.space import load
+    space = load(os.path.join(SPACES, "asvit-topology.space"))
+    torch.manual_seed(0)
+    net = build_supernet(space).eval()
+    x = torch.randn(1, 3, 224, 224)
+    rng = random.Random(0)
+    kernels = {"stem.kernel": 8, "s2.downsample.kernel": 4, "s3.downsample.kernel": 4, "s4.downsample.kernel": 4}
+    for s1 in (2, 8):
+        arch = {**space.sample(rng), **kernels, "s1.split": s1}  # the supernet's kernels: elastic kernels are not compiled
+        with torch.no_grad():
+            torch.testing.assert_close(net(x, arch), net.extract(arch).eval()(x), rtol=1e-4, atol=1e-5)

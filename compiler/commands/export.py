@@ -7,7 +7,6 @@ provenance.json.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 HELP = "extract one subnet of a trained supernet into a standalone folder (safetensors, pytorch, onnx, pt2)"
@@ -18,7 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("rundir", metavar="RUNDIR", help="a run directory (train -o)")
     p.add_argument("--arch", required=True, metavar="ARCH.json",
                    help="the arch (a JSON object of dimension path → value, or a best.json holding one)")
-    p.add_argument("-o", "--output", required=True, metavar="SUBNET_DIR", help="folder to write (replaced whole)")
+    p.add_argument("-o", "--output", required=True, metavar="SUBNET_DIR",
+                   help="folder to write (an earlier export there is replaced whole)")
     p.add_argument("--format", default="safetensors", metavar="F[,F…]",
                    help=f"formats, comma-separated, of {FORMATS} (default safetensors, always written; "
                         "each is checked against the supernet before anything is written)")
@@ -44,9 +44,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(config, indent=2, sort_keys=True))
     else:
-        with open(os.path.join(args.output, "provenance.json"), encoding="utf-8") as f:
-            parity = json.load(f)["parity"]["formats"]
-        figures = ", ".join(f"{fmt} {parity[fmt]['max_abs_diff']:.1e}" for fmt in config["formats"])
+        figures = ", ".join(f"{fmt} {config['parity'][fmt]:.1e}" for fmt in config["formats"])
         print(f"wrote {args.output}: {config['params']:,} params, {config['flops']:,} FLOPs; "
               f"max abs difference from the supernet: {figures}")
     return 0

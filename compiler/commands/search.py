@@ -19,8 +19,16 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     p.add_argument("--where", type=where, action="append", default=[], metavar="EXPR",
                    help="cost bound, e.g. 'params<=200K' or '1M <= flops <= 5M' (repeatable; all must hold)")
-    p.add_argument("--strategy", choices=("evolution", "random"), default="evolution",
-                   help="evolutionary search (default) or random sampling under the bounds")
+    p.add_argument("--strategy", choices=("evolution", "random", "predictor", "reinforce"), default="evolution",
+                   help="evolutionary search (default), random sampling under the bounds, NASViT's "
+                        "predictor-guided search (a random forest fitted on --samples measured subnets, evolution "
+                        "on predicted accuracy: --population 1024, --generations 40, --parents 128, --children 256 "
+                        "by default; the front measured at the end), or reinforce: As-ViT's training-free topology "
+                        "search of a .space file (RUNDIR is then FILE)")
+    p.add_argument("--samples", type=positive_int, default=None,
+                   help="predictor: random subnets measured to fit the predictor (default 1024)")
+    p.add_argument("--front", type=positive_int, default=None,
+                   help="predictor: Pareto-front subnets measured at the end (default 16)")
     p.add_argument("--preset", choices=("autoformer", "s3", "vit-resnas"), default="autoformer",
                    help="evolution settings of a paper (default autoformer: population 50, 20 generations, "
                         "10 parents, P_d 0.2, P_m 0.4); the flags below override them")
@@ -41,9 +49,14 @@ def add_arguments(p) -> None:
     add_threads(p)
     from spacelang.commands.latency import add_profile_options
     add_profile_options(p)
+    from ..proxies.search import add_reinforce_arguments
+    add_reinforce_arguments(p)
 
 
 def run(args) -> int:
+    if args.strategy == "reinforce":  # no supernet: proxies score randomly initialised networks
+        from ..proxies.search import run_proxy_search
+        return run_proxy_search(args)
     from spacelang.errors import SpacelangError
     from spacelang.util.quantity import human
     from .common import report, set_threads
@@ -56,7 +69,7 @@ def run(args) -> int:
                           data=args.data, seed=args.seed, batch_size=args.batch_size, plot=not args.no_plot,
                           log=lambda s: print(s, file=sys.stderr), device=args.device,
                           latency_profile=args.latency_profile, force_profile=args.force_profile,
-                          **evolution_settings(args))
+                          predictor_settings=predictor_settings(args), **evolution_settings(args))
     except SpacelangError as e:
         return report(e)
     from ..distributed import current
@@ -72,6 +85,13 @@ def run(args) -> int:
               + "; wrote "
               f"{os.path.join(args.output, 'best.json')}")
     return 0
+
+
+def predictor_settings(args) -> dict:
+    """PredictorConfig fields from the flags (the predictor's own defaults otherwise; no --preset)."""
+    from spacelang.search.predictor import PredictorConfig
+    return PredictorConfig.settings_from_flags(args.samples, args.population, args.generations, args.parents,
+                                               args.children, args.front)
 
 
 def evolution_settings(args) -> dict:

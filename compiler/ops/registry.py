@@ -26,7 +26,7 @@ registry tests, never a silent default.
     no weight shared with the supernet) computing exactly ``op(x, layer)``: ``module(x)``.
 
 A kind the compiler cannot build — no op registered, or a field value an op does not compile
-(attention ``splits`` > 1) — raises :class:`spacelang.errors.CompileError` naming it.
+(an elastic stem kernel or patch) — raises :class:`spacelang.errors.CompileError` naming it.
 """
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
     src.add_argument("-n", type=positive_int, default=None, metavar="N", help="score N archs sampled with --seed")
     p.add_argument("--proxy", default="le,ntk", metavar="LIST",
                    help="comma-separated proxies: le (length_distortion), ntk (ntk_condition); default le,ntk")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the sampled archs and of the networks' initialisation (default 0)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the sampled archs and of the networks' initialisation (default 0)")
     p.add_argument("--inits", type=positive_int, default=5, metavar="K",
                    help="random initialisations averaged per arch (default 5, as As-ViT's code)")
     p.add_argument("--angles", type=positive_int, default=10, help="angles on the circle for L_E (default 10)")

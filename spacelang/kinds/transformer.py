@@ -7,8 +7,8 @@ Widths: ``heads`` heads of ``head_dim`` channels make ``qkv_dim`` (any two deter
 the MLP hidden width is ``hidden`` or ``mlp_ratio`` × ``dim``.  ``rel_pos`` adds AutoFormer's
 2-D relative position encoding (tables for keys and values, distances clipped to ``rel_dist``).
 ``splits`` S (As-ViT/NASViT attention splits) cuts the map into S×S windows: S must divide the
-map, and excludes both ``window`` and a class token (the class token belongs to no window).  The
-language accepts it; the compiler refuses it until it is implemented.
+map, and excludes both ``window`` and a class token (the class token belongs to no window); the
+compiler runs it as non-overlapping, unshifted windows (``compiler/ops/split_attention.py``).
 """
 from typing import Any, Mapping
 
@@ -134,7 +134,7 @@ def cost(f: TransformerLayer, convention: str = "fvcore") -> tuple[int, int]:
 
     Each query attends to every token (global), to the ``window``² tokens of its window, or,
     with attention splits, to the (``size`` / ``splits``)² tokens of its window (``splits`` S
-    means S×S windows; an estimate until the compiler builds splits).
+    means S×S windows; no shift, no bias table).
     Window attention owns a relative position bias table of (2·window − 1)² × heads entries
     (its gather and add, the shift's roll and the mask count nothing).  ``rel_pos`` owns
     AutoFormer's tables — vertical and horizontal, for keys and for values, each
