@@ -3,8 +3,9 @@ from __future__ import annotations
 
 
 def summary(space, net) -> dict:
-    """Space size, supernet parameters, params/FLOPs ranges and per-stage shapes, as plain data."""
+    """Space size, supernet parameters, params/FLOPs/MACs ranges and per-stage shapes, as plain data."""
     lo, hi = space.cost_range()
+    macs_lo, macs_hi = space.cost_range("macs")
     small, big = space.resolve(space.min_arch()), space.resolve(space.max_arch())
     stages = []
     for s_min, s_max in zip(small.stages, big.stages):
@@ -29,6 +30,7 @@ def summary(space, net) -> dict:
         "supernet_params": sum(p.numel() for p in net.parameters()),
         "params": {"min": lo.params, "max": hi.params},
         "flops": {"min": lo.flops, "max": hi.flops},
+        "macs": {"min": macs_lo.flops, "max": macs_hi.flops},  # the papers' convention (docs/counting.md)
         "stages": stages,
     }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import attrs
 import torch
@@ -47,16 +47,6 @@ def _arch_key(arch: Mapping[str, Any]):
         return json.dumps(arch, sort_keys=True, default=str)
 
 
-def _named_layers(spec) -> Iterator[tuple[str, Any]]:
-    yield "stem", spec.stem
-    for st in spec.stages:
-        if st.transition is not None:
-            yield f"{st.name}.downsample", st.transition
-        for layer in st.blocks:
-            yield f"{st.name}.{layer.index}", layer
-    yield "head", spec.head
-
-
 def physical_memory() -> int | None:
     """Bytes of physical memory of this machine, or None where the OS does not say."""
     try:
@@ -78,7 +68,7 @@ def check_fits_memory(spec, memory: int | None = None, bytes_per_param: int | No
     if bytes_per_param is None:
         bytes_per_param = torch.empty(0).element_size()
     sizes = []
-    for path, layer in _named_layers(spec):
+    for path, layer in spec.named_layers():
         kind = kinds.get(layer.kind)
         if kind is not None and kind.cost is not None:
             sizes.append((kind.cost(layer.fields)[0], path, layer))
@@ -99,7 +89,7 @@ def check_layouts(spec) -> None:
     """Refuse a network that mixes ops carrying ``(B, C, H, W)`` maps (NASViT's convolutional kinds
     and its transformer layer: ops whose class sets ``carries_maps``) with ops carrying tokens."""
     kinds = [(path, layer.kind, getattr(get_op(layer.kind), "carries_maps", False))
-             for path, layer in _named_layers(spec)]
+             for path, layer in spec.named_layers()]
     maps = [(p, k) for p, k, m in kinds if m]
     tokens = [(p, k) for p, k, m in kinds if not m]
     if maps and tokens:

@@ -318,15 +318,18 @@ class Space:
             self._memo["supernet"] = supernet_spec(self)
         return self._memo["supernet"]
 
-    def cost_range(self):
-        """``(Cost(min params, min FLOPs), Cost(max params, max FLOPs))`` over the space
-        (:class:`spacelang.cost_range.CostRange`, memoised)."""
-        if "cost_range" not in self._memo:
+    def cost_range(self, convention: str = "fvcore"):
+        """``(Cost(min params, min FLOPs), Cost(max params, max FLOPs))`` over the space under a
+        counting ``convention`` (``fvcore`` or ``macs``) — :class:`spacelang.cost_range.CostRange`,
+        memoised."""
+        key = f"cost_range/{convention}"
+        if key not in self._memo:
             from .cost import Cost
             from .cost_range import CostRange
-            r = CostRange(self)
-            self._memo["cost_range"] = (Cost(r.lo["params"], r.lo["flops"]), Cost(r.hi["params"], r.hi["flops"]))
-        return self._memo["cost_range"]
+            from .search.costcache import CostCache
+            r = CostRange(self, CostCache(self, convention))
+            self._memo[key] = (Cost(r.lo["params"], r.lo["flops"]), Cost(r.hi["params"], r.hi["flops"]))
+        return self._memo[key]
 
     def canonical_json(self, arch: Mapping[str, Any]) -> str:
         """The validated arch's canonical JSON text (:func:`spacelang.util.archkey.arch_json`)."""

@@ -5,8 +5,8 @@
 - the compiler's extracted subnets, for random archs of every transformer space in spaces/ and
   of small inline spaces that exercise the rarer fields (rel_pos, windows, RSR, overlapping
   re-tokenisation);
-- the kinds the compiler does not build yet (conv, mbconv, mbpool), against small reference
-  modules with the structure their cost functions document;
+- conv, mbconv and mbpool also against small reference modules with the structure their cost
+  functions document (their compiled ops are covered by the registry tests);
 - the papers' numbers that docs/counting.md quotes.
 
 fvcore's counting (with its fused-attention handle) lives in ``fvcounting.py``, shared with the

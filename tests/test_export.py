@@ -41,6 +41,12 @@ def _export(space, out, formats, arch=None, seed=0):
     from spacelang.compiler.export import export_subnet
     torch.manual_seed(seed)
     net = build_supernet(space)
+    with torch.no_grad():  # off their initial values (unit norms, zero biases, unit variances)
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        for b in net.buffers():
+            if b.is_floating_point():
+                b.copy_(torch.rand_like(b) + 0.5)
     arch = space.min_arch() if arch is None else arch
     config = export_subnet(space, net, arch, str(out), formats=formats)
     with open(os.path.join(out, "provenance.json")) as f:
@@ -94,6 +100,7 @@ def test_every_kind_example_exports_safetensors_and_pytorch(kind, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", registered_kinds())
 def test_every_kind_example_exports_onnx_and_pt2(kind, tmp_path):
+    pytest.importorskip("onnxruntime")
     space = sl.loads(KINDS[kind].example)
     _, _, config, prov = _export(space, tmp_path / "out", "onnx,pt2")
     assert set(_parity(prov)) == {"safetensors", "onnx", "pt2"}
@@ -108,7 +115,7 @@ def test_not_written_list_is_honest():
 
 # ------------------------------------------------------------------------------------------ four formats
 def test_all_four_formats_on_a_tiny_space(tmp_path):
-    import onnxruntime  # noqa: F401  (a test dependency: the onnx format is checked in it)
+    ort = pytest.importorskip("onnxruntime")  # a test dependency (pyproject's dev/onnx extras)
     from spacelang.compiler.export import load_subnet
     space = sl.loads(KINDS["transformer"].example)
     net, arch, config, prov = _export(space, tmp_path / "out", "safetensors,pytorch,onnx,pt2", arch=None)
@@ -126,7 +133,6 @@ def test_all_four_formats_on_a_tiny_space(tmp_path):
         assert (load_subnet(str(out))(x) - ref).abs().max() <= 1e-5
         program = torch.export.load(str(out / "model.pt2")).module()
         assert (program(x) - ref).abs().max() <= 1e-5
-    import onnxruntime as ort
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"image": x.numpy()})[0]
     assert abs(got - ref.numpy()).max() <= 1e-4
@@ -143,6 +149,7 @@ def test_reference_spaces_export_safetensors_and_pytorch(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_reference_spaces_export_onnx_and_pt2(name, tmp_path):
+    pytest.importorskip("onnxruntime")
     space = sl.load(os.path.join(SPACES, f"{name}.space"))
     _, _, _, prov = _export(space, tmp_path / "out", "onnx,pt2")
     _within_tolerance(prov)
@@ -181,6 +188,7 @@ def test_asvit_kinds_export_pytorch(tmp_path):
 
 @pytest.mark.slow
 def test_asvit_kinds_export_onnx_and_pt2(tmp_path):
+    pytest.importorskip("onnxruntime")
     space = sl.loads(ASVIT)
     _, _, _, prov = _export(space, tmp_path / "out", "onnx,pt2", arch=space.max_arch())
     _within_tolerance(prov)
@@ -204,6 +212,7 @@ def test_digits_demo_spaces_export_pytorch(example, tmp_path):
 
 @pytest.mark.slow
 def test_digits_demo_space_exports_every_format(tmp_path):
+    pytest.importorskip("onnxruntime")
     space = sl.load(os.path.join(EXAMPLES, "digits.space"))
     _, _, _, prov = _export(space, tmp_path / "out", "safetensors,pytorch,onnx,pt2", arch=space.max_arch())
     _within_tolerance(prov)
@@ -262,6 +271,18 @@ def test_a_failed_parity_check_writes_nothing(tmp_path, monkeypatch):
         _export(space, tmp_path / "out", "pytorch")
     assert os.listdir(tmp_path / "out") == ["config.json"]
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_template_that_drifts_from_its_op_is_caught(tmp_path, monkeypatch):
+    from spacelang.compiler import export_pytorch
+    source, needs = export_pytorch.SNIPPETS["linear_head"]
+    assert source.count("return self.fc(x)") == 1
+    drifted = source.replace("return self.fc(x)", "return self.fc(x) * 1.001")
+    monkeypatch.setitem(export_pytorch.SNIPPETS, "linear_head", (drifted, needs))
+    space = sl.loads(KINDS["linear"].example)
+    with pytest.raises(CompileError, match="pytorch export differs from the supernet by"):
+        _export(space, tmp_path / "out", "pytorch", arch=space.max_arch())
+    assert os.listdir(tmp_path) == []
 
 
 def test_an_existing_folder_is_replaced_whole_only_when_it_is_an_export(tmp_path):

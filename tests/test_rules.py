@@ -148,10 +148,23 @@ def test_tensor_projection_leaves_no_conflicting_tensor():
         assert conflicts(s, u, seg) == (0, 5)
     # only the conflicting tensors change
     s, _ = combine(sup, sub, "sub", "tensor", seg)
-    dots = seg.sums(sup * sub)
+    dots = seg.dots(sup, sub)
     for i, d in enumerate(dots):
         block = seg.ids == i
         assert torch.equal(s[block], sup[block]) == bool(d >= 0)
+
+
+def test_projection_stays_exact_on_large_tensors():
+    """float32 sums over 10⁵ elements err by more than the cosine tolerance: sums are float64."""
+    from spacelang.compiler.rules.gradients import Segments, combine, conflicts
+    params, sup, sub = _pair(seed=5, n=(200_000, 3))
+    sup[:200_000] -= 0.02 * sub[:200_000] + 0.3 * sup[:200_000]  # a mild conflict in the large tensor
+    seg = Segments(params)
+    assert conflicts(sup, sub, seg)[0] >= 1
+    for scope in ("tensor", "global"):
+        s, u = combine(sup, sub, "sub", scope, seg)
+        assert float(torch.dot(s.double(), u.double())) >= -1e-6 * float(s.norm() * u.norm())
+    assert conflicts(*combine(sup, sub, "sub", "tensor", seg), seg)[0] == 0
 
 
 def test_conflict_ratio_leaves_out_unused_tensors():

@@ -56,7 +56,8 @@ def run(args) -> int:
           f"{info['classes']} classes")
     print(f"  supernet parameters: {human(info['supernet_params'])} ({info['supernet_params']:,})")
     print(f"  subnet params: {human(info['params']['min'])} – {human(info['params']['max'])}   "
-          f"FLOPs: {human(info['flops']['min'])} – {human(info['flops']['max'])}")
+          f"FLOPs: {human(info['flops']['min'])} – {human(info['flops']['max'])}   "
+          f"MACs: {human(info['macs']['min'])} – {human(info['macs']['max'])}")
     for st in info["stages"]:
         trans = f"{st['transition']} → " if st["transition"] else ""
         dim = st["dim"][0] if st["dim"][0] == st["dim"][1] else f"{st['dim'][0]}–{st['dim'][1]}"

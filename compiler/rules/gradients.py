@@ -47,7 +47,9 @@ def present(grads: list, device) -> torch.Tensor:
 
 
 class Segments:
-    """The tensor boundaries of a flat vector: per-tensor sums by ``index_add``."""
+    """The tensor boundaries of a flat vector: per-tensor dot products by ``index_add``, in float64
+    (a float32 sum over a large tensor errs by more than the cosine tolerance, and the products of
+    gradients around 1e-20 underflow float32)."""
 
     def __init__(self, params: list):
         sizes = torch.tensor([p.numel() for p in params])
@@ -55,14 +57,16 @@ class Segments:
         self.ids = torch.repeat_interleave(torch.arange(self.count), sizes).to(params[0].device) \
             if params else torch.zeros(0, dtype=torch.long)
 
-    def sums(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(self.count, dtype=v.dtype, device=v.device).index_add_(0, self.ids, v)
+    def dots(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Per-tensor ``a · b`` (float64)."""
+        return torch.zeros(self.count, dtype=torch.float64, device=a.device).index_add_(
+            0, self.ids, a.double() * b.double())
 
 
 def conflicts(sup: torch.Tensor, sub: torch.Tensor, seg: Segments) -> tuple[int, int]:
     """``(conflicting, defined)`` parameter tensors of the pair (see the module docstring)."""
-    dots = seg.sums(sup * sub)
-    n_sup, n_sub = seg.sums(sup * sup).sqrt(), seg.sums(sub * sub).sqrt()
+    dots = seg.dots(sup, sub)
+    n_sup, n_sub = seg.dots(sup, sup).sqrt(), seg.dots(sub, sub).sqrt()
     defined = (n_sup > 0) & (n_sub > 0)
     cos = dots / (n_sup * n_sub).clamp_min(torch.finfo(dots.dtype).tiny)
     return int(((cos < -COS_TOL) & defined).sum()), int(defined.sum())
@@ -72,15 +76,21 @@ def project(keep: torch.Tensor, other: torch.Tensor, scope: str, seg: Segments |
     """``other`` projected on the normal plane of ``keep`` where their cosine is negative (the
     whole vector, or each tensor); ``other`` itself elsewhere.  Returns a new tensor."""
     if scope == "global":
-        dot = torch.dot(other, keep)
-        norm2 = torch.dot(keep, keep)
+        dot = torch.dot(other.double(), keep.double())  # float64: the coefficient must be exact
+        norm2 = torch.dot(keep.double(), keep.double())
         if dot < 0 and norm2 > 0:
-            return other - (dot / norm2) * keep
+            return other - (dot / norm2).to(other.dtype) * keep
         return other.clone()
-    dots, norm2 = seg.sums(other * keep), seg.sums(keep * keep)
-    coef = torch.where((dots < 0) & (norm2 > 0), dots / norm2.clamp_min(torch.finfo(dots.dtype).tiny),
-                       torch.zeros_like(dots))
-    return other - coef[seg.ids] * keep
+    dots, norm2 = seg.dots(other, keep), seg.dots(keep, keep)
+    projected = (dots < 0) & (norm2 > 0)
+    coef = torch.where(projected, dots / norm2.clamp_min(torch.finfo(dots.dtype).tiny), torch.zeros_like(dots))
+    out = (other.double() - coef[seg.ids] * keep.double()).to(other.dtype)
+    # a tensor whose gradient was (anti-)parallel to ``keep`` — a one-element bias, say — projects
+    # to 0; what float rounding leaves of it has a random sign and would count as a conflict
+    null = projected & (seg.dots(out, out) <= (COS_TOL ** 2) * seg.dots(other, other))
+    if bool(null.any()):
+        out = out.masked_fill(null[seg.ids], 0.0)
+    return out
 
 
 def combine(sup: torch.Tensor, sub: torch.Tensor, prioritize: str, scope: str,

@@ -32,7 +32,7 @@ def run(args) -> int:
         return _one_arch(space, args, human, print_json)
     n = space.size()
     try:
-        lo, hi = space.cost_range()
+        lo, hi = space.cost_range(args.convention)
     except (ImportError, NotImplementedError):
         lo = hi = None
     if args.json:
@@ -45,7 +45,8 @@ def run(args) -> int:
     print(f"{space.name}: {n:,} subnets ({n:.3e})")
     if lo is not None:
         print(f"  params: {human(lo.params)} – {human(hi.params)}  ({lo.params:,} – {hi.params:,})")
-        print(f"  FLOPs:  {human(lo.flops)} – {human(hi.flops)}  ({lo.flops:,} – {hi.flops:,})")
+        unit = "MACs: " if args.convention == "macs" else "FLOPs:"
+        print(f"  {unit} {human(lo.flops)} – {human(hi.flops)}  ({lo.flops:,} – {hi.flops:,})")
     return 0
 
 
