@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint check fmt bench clean
+.PHONY: demo test test-all lint check fmt bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ demo: $(STAMP)
 	$(PY) -m spacelang count spaces/autoformer-tiny.space
 	@if [ -f examples/demo.sh ]; then bash examples/demo.sh; fi
 
+# CI's set: everything but the tests marked slow (long end-to-end runs); `make test-all` runs those too
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -x --durations=10
+	$(PY) -m pytest -q -x -m "not slow" --durations=10
+
+test-all: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q --durations=20
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -270,6 +270,7 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                               warmup_t=int(cfg.warmup_epochs * steps_per_epoch), t_in_epochs=False)
     draw = sample or space.sample  # unconstrained, as AutoFormer and S3 (Alg. 2) train
     rule = create_rule(cfg)
+    rule.setup(steps_per_epoch, total)
     params = list(net.parameters())
 
     log_path = os.path.join(rundir, "log.csv")
@@ -332,7 +333,7 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                 opt.zero_grad(set_to_none=True)
                 # the rule's forward/backward passes; it leaves the gradient summed over the ranks
                 step_loss = rule.step(StepContext(net, x, target, criterion, share, device, cfg.amp, scaler,
-                                                  dist, params), archs)
+                                                  dist, params, labels=y), archs)
                 if not math.isfinite(step_loss):
                     raise FloatingPointError(f"loss is {step_loss} at step {step}")
                 scaler.unscale_(opt)

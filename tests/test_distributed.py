@@ -100,6 +100,7 @@ except SpacelangError as e:
     assert "the processes disagree on the archs of step 0" in r.stderr
 
 
+@pytest.mark.slow  # five training runs (two under torchrun): `make test-all`
 def test_resume_across_world_sizes(space_file, tmp_path):
     """2 processes × 8 for one epoch, then 1 process resumes (batch 16); and the other way round.
     Both equal an uninterrupted one-process run with batch 16."""
@@ -122,6 +123,7 @@ def test_resume_across_world_sizes(space_file, tmp_path):
         assert max(float((got[k] - w[k]).abs().max()) for k in w) < 1e-5
 
 
+@pytest.mark.slow  # a training run and two searches (one under torchrun): `make test-all`
 def test_search_results_do_not_depend_on_the_world_size(space_file, tmp_path):
     run = str(tmp_path / "run")
     assert single("train", space_file, "-o", run, "--batch-size", "16", *COMMON).returncode == 0

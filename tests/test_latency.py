@@ -361,6 +361,15 @@ def test_search_with_a_profile_adds_latency_and_re_measures_its_candidates(tmp_p
     assert best["latency"] > 0 and best["latency_measured"] == report["candidates"][0]["measured_ms"]
     assert report["candidates"][0]["arch"] == best["arch"] and report["n"] == len(report["candidates"])
     assert open(os.path.join(out, "pareto_latency.png"), "rb").read(4) == b"\x89PNG"
-    assert main(["search", compiled, "-o", str(tmp_path / "s2"), "--data", "synthetic", "--strategy", "random",
-                 "--num", "4", "--latency-profile", prof, "--where", "latency<=5ms"]) == 2
-    assert "cannot bound latency yet" in capsys.readouterr().err
+    # a latency bound: the evolution driver's sampler predicts latency for every candidate
+    bound = sorted(r["latency"] for r in rows)[len(rows) // 2]  # ms: about half the archs of the first search
+    s2 = str(tmp_path / "s2")
+    assert main(["search", compiled, "-o", s2, "--data", "synthetic", "--strategy", "random",
+                 "--num", "4", "--latency-profile", prof, "--where", f"latency<={bound}ms"]) == 0
+    capsys.readouterr()
+    rows2 = [json.loads(line) for line in open(os.path.join(s2, "results.jsonl"))]
+    assert rows2 and all(r["latency"] <= bound + 1e-4 for r in rows2)  # the rows hold it rounded to 1e-4 ms
+    # without a profile a latency bound is refused, naming the option
+    assert main(["search", compiled, "-o", str(tmp_path / "s3"), "--data", "synthetic", "--strategy", "random",
+                 "--num", "4", "--where", "latency<=5ms"]) == 2
+    assert "--latency-profile" in capsys.readouterr().err

@@ -142,7 +142,7 @@ def test_export_roundtrip(trained, tmp_path):
     arch_file.write_text(json.dumps(arch))
     out = str(tmp_path / "sub")
     assert main(["export", run, "--arch", str(arch_file), "-o", out]) == 0
-    assert sorted(os.listdir(out)) == ["arch.json", "config.json", "model.safetensors", "space.space"]
+    assert sorted(os.listdir(out)) == ["arch.json", "config.json", "model.safetensors", "provenance.json", "space.space"]
     sub = load_subnet(out)
     x = torch.randn(3, *space.input_shape(arch))
     with torch.no_grad():

@@ -9,9 +9,14 @@ registered by name as timm registers models (DESIGN.md §10):
   in-place distillation from the detached largest, gradient projection (Eq. 1).
 
 A rule is a class with a ``name`` registered by :func:`register`; :func:`create_rule` builds the
-rule a :class:`~spacelang.compiler.train.TrainConfig` names.  A new rule is one module in this
-package that calls :func:`register` (and an import below); the registry-parametrised tests in
-``tests/test_rules.py`` then exercise it.
+rule a :class:`~spacelang.compiler.train.TrainConfig` names.  A new rule (ViT-ResNAS's
+``multiarch``, say) is one module in this package that calls :func:`register` (and an import
+below): its settings are TrainConfig fields (stored in the checkpoint) that its ``check``
+validates; ``setup(steps_per_epoch, total_steps)`` gives it the schedule (a sampling warm-up);
+``archs`` may return many archs and ``step`` may run them in one masked forward pass on
+sub-batches of ``ctx.x`` (``ctx.labels`` holds the unmixed labels for targets of its own).  The
+registry-parametrised tests in ``tests/test_rules.py`` then exercise it (training, exact resume,
+2 processes against 1).
 """
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ class StepContext:
     scaler: Any                   # torch.amp.GradScaler (a pass-through unless fp16)
     dist: Any                     # compiler.distributed.Dist
     params: list
+    labels: Any = None            # the class indices before mixup (rules that make their own targets)
 
     @property
     def empty(self) -> bool:
@@ -80,6 +81,10 @@ class Rule:
     @classmethod
     def check(cls, cfg) -> None:
         """Refuse settings this rule cannot run with (:class:`~spacelang.errors.OptionError`)."""
+
+    def setup(self, steps_per_epoch: int, total_steps: int) -> None:
+        """Called once before the first step: the schedule's length (a rule whose sampling changes
+        over training — a warm-up of the sampled range — computes it from the step)."""
 
     def archs(self, space, seed: int, step: int, draw: Callable) -> list[dict]:
         """The archs trained at ``step`` (``draw(rng)`` samples one arch)."""
