@@ -133,10 +133,10 @@ def search_comparison(run: str, root: str, samples: int, front: int, where: str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--samples", type=int, default=256, help="measured subnets of the predictor (paper: 1024)")
+    ap.add_argument("--samples", type=int, default=512, help="measured subnets of the predictor (paper: 1024)")
     ap.add_argument("--front", type=int, default=16)
     ap.add_argument("--where", default="flops<=2M", help="search bound (empty: none)")
     ap.add_argument("--no-search", action="store_true")
