@@ -148,7 +148,7 @@ class Checkpoint:
         path = os.path.join(self.path, name)
         if name not in (self.state.get("files") or {}) or not os.path.isfile(path):
             return None
-        return _read_verified(self.path, name, self.state).decode("utf-8")
+        return read_verified(self.path, name, self.state).decode("utf-8")
 
 
 def checkpoint_dir(rundir: str) -> str | None:
@@ -224,7 +224,7 @@ def load(rundir: str, map_location: str = "cpu", optimizer: bool = True) -> Chec
         raise CheckpointError(f"{d}: weights were written under weight layout {state.get('weight_layout')!r}, "
                               f"this build reads layout {WEIGHT_LAYOUT}; retrain, or load it with the version that wrote it")
     try:
-        source = _read_verified(d, SOURCE, state).decode("utf-8")
+        source = read_verified(d, SOURCE, state).decode("utf-8")
     except UnicodeDecodeError:
         raise CheckpointError(f"{os.path.join(d, SOURCE)}: not UTF-8 text") from None
     if text_sha256(source) != state.get("space_sha256"):
@@ -246,7 +246,9 @@ def _why(e: Exception) -> str:
     return getattr(e, "msg", None) or str(e).splitlines()[0][:200]
 
 
-def _read_verified(d: str, name: str, state: Mapping) -> bytes:
+def read_verified(d: str, name: str, state: Mapping, manifest: str = "state.json") -> bytes:
+    """The bytes of ``d/name``, refused as damaged unless their sha256 is the one ``state["files"]``
+    records (a file it does not list is read as is); ``manifest`` names the record in messages."""
     path = os.path.join(d, name)
     try:
         with open(path, "rb") as f:
@@ -256,13 +258,13 @@ def _read_verified(d: str, name: str, state: Mapping) -> bytes:
     want = (state.get("files") or {}).get(name)
     if want is not None and hashlib.sha256(data).hexdigest() != want:
         size = "empty" if not data else f"{len(data):,} bytes"
-        raise CheckpointError(f"{path}: damaged ({size}; its sha256 differs from the one recorded in state.json)",
+        raise CheckpointError(f"{path}: damaged ({size}; its sha256 differs from the one recorded in {manifest})",
                               hint="the file was truncated or overwritten after it was written; use an intact copy")
     return data
 
 
 def _tensors(d: str, name: str, state: Mapping, from_bytes, map_location: str) -> dict[str, torch.Tensor]:
-    data = _read_verified(d, name, state)
+    data = read_verified(d, name, state)
     try:
         tensors = from_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as e:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 from spacelang.errors import ArchError, CheckpointError, OptionError, OutputError
 from spacelang.util.atomic import os_error_message, write_bytes, write_json
 
+from .checkpoint import read_verified
 from .identity import check_same_space, space_identity
 
 FORMAT = 2  # config.json's layout (fields were added since, none changed)
@@ -278,19 +279,6 @@ def read_config(directory: str) -> dict:
         raise CheckpointError(f"{path}: not JSON") from None
 
 
-def _read(directory: str, name: str, config: Mapping) -> bytes:
-    path = os.path.join(directory, name)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
-    want = (config.get("files") or {}).get(name)
-    if want is not None and hashlib.sha256(data).hexdigest() != want:
-        raise CheckpointError(f"{path}: damaged (its sha256 differs from the one in config.json)")
-    return data
-
-
 def load_subnet(directory: str):
     """Rebuild an exported subnet (``nn.Module`` in eval mode) from its directory alone, verifying
     the sha256 of its files recorded in config.json."""
@@ -299,15 +287,15 @@ def load_subnet(directory: str):
     from .supernet import build_supernet
 
     config = read_config(directory)
-    space = loads(_read(directory, "space.space", config).decode("utf-8"),
+    space = loads(read_verified(directory, "space.space", config, "config.json").decode("utf-8"),
                   filename=os.path.join(directory, "space.space"))
     try:
-        arch = json.loads(_read(directory, "arch.json", config))
+        arch = json.loads(read_verified(directory, "arch.json", config, "config.json"))
     except json.JSONDecodeError:
         raise CheckpointError(f"{os.path.join(directory, 'arch.json')}: not JSON") from None
     sub = build_supernet(space).extract(space.validate(arch))
     from safetensors import SafetensorError
-    data = _read(directory, "model.safetensors", config)
+    data = read_verified(directory, "model.safetensors", config, "config.json")
     try:
         weights = from_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as e:

@@ -89,3 +89,8 @@ def test_constraint_bounds_are_exact_and_agree_with_where():
 def test_absurd_constraint_bound_is_a_diagnostic():
     (d,) = diagnostics(space_text(extra="constraint params <= 1e400"))
     assert "out of range" in d.message or "quantity" in d.message
+
+
+def test_mlp_ratio_zero_is_refused_at_the_choice():
+    (d,) = diagnostics(space_text(block="heads 3  mlp_ratio {0, 2}"))
+    assert "0 hidden units" in d.message and d.span.col > 0

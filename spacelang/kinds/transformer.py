@@ -76,6 +76,10 @@ def normalize(f: dict, ctx: Context) -> TransformerLayer:
         raise FieldError(None, "a transformer block needs exactly one of mlp_ratio and hidden",
                          "e.g. `mlp_ratio 4` or `hidden 768`")
     hidden = f["hidden"] if f["hidden"] is not None else round(f["mlp_ratio"] * ctx.dim)
+    if hidden < 1:
+        field = "hidden" if f["hidden"] is not None else "mlp_ratio"
+        raise FieldError(field, f"{field} {f[field]} gives an MLP of {hidden} hidden units at width {ctx.dim}",
+                         "the MLP needs at least one hidden unit: use a ratio > 0")
     if ctx.in_dim != ctx.dim:
         raise FieldError(None, f"a transformer block keeps the width, but {ctx.in_dim} channels arrive "
                          f"for a {ctx.dim}-wide stage", "add a `downsample` to the stage")
