@@ -30,8 +30,8 @@ COMMANDS = {
     "export": "spacelang.compiler.commands.export",
     "eval": "spacelang.compiler.commands.eval",
     "latency": "spacelang.commands.latency",
-    "proxy": "spacelang.commands.proxy",
-    "scale": "spacelang.commands.scale",
+    "proxy": "spacelang.compiler.commands.proxy",
+    "scale": "spacelang.compiler.commands.scale",
 }
 
 

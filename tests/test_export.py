@@ -242,7 +242,8 @@ def test_model_py_is_standalone_readable_and_loads_its_weights(tmp_path):
         torch.save(net.eval()(x, arch), tmp_path / "ref.pt")
     script = ("import sys; sys.modules['spacelang'] = None; sys.modules['timm'] = None\n"
               "import torch\nfrom model import build\n"
-              f"x, ref = torch.load({str(tmp_path / 'x.pt')!r}), torch.load({str(tmp_path / 'ref.pt')!r})\n"
+              f"x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True)\n"
+              f"ref = torch.load({str(tmp_path / 'ref.pt')!r}, weights_only=True)\n"
               "with torch.no_grad():\n    print(float((build()(x) - ref).abs().max()))\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH="")
     run = subprocess.run([sys.executable, "-c", script], cwd=out, capture_output=True, text=True, env=env, timeout=120)

@@ -82,7 +82,7 @@ def test_cuda_without_a_gpu_names_the_option(capsys):
 @pytest.mark.parametrize("parse,text,value", [
     (options.positive_int, "3", 3), (options.count, "0", 0), (options.nonnegative, "0.5", 0.5),
     (options.positive, "1e-3", 1e-3), (options.unit_interval, "0", 0.0), (options.unit_interval, "0.99", 0.99),
-    (options.device, "cpu", "cpu"), (options.where, "params<=23M", "params<=23M"),
+    (options.device_name, "cpu", "cpu"), (options.where, "params<=23M", "params<=23M"),
 ])
 def test_good_values_pass(parse, text, value):
     assert parse(text) == value
@@ -138,9 +138,10 @@ def test_device_checks_the_accelerators_this_machine_has(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert options.device("cuda") == "cuda" and options.device("cuda:1") == "cuda:1"
+    from spacelang.compiler.devices import device
+    assert device("cuda") == "cuda" and device("cuda:1") == "cuda:1"
     with pytest.raises(argparse.ArgumentTypeError, match="cuda:2: this machine has 2 CUDA device"):
-        options.device("cuda:2")
+        device("cuda:2")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(argparse.ArgumentTypeError, match="no CUDA device is available"):
-        options.device("cuda:0")
+        device("cuda:0")

@@ -171,6 +171,6 @@ def test_the_search_wiring_imports_no_torch():
     import subprocess
     import sys
     code = ("import sys; from spacelang.compiler.proxies.search import add_reinforce_arguments; "
-            "import spacelang.commands.proxy, spacelang.commands.scale; print('torch' in sys.modules)")
+            "import spacelang.compiler.commands.proxy, spacelang.compiler.commands.scale; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -284,3 +284,14 @@ def test_old_checkpoint_config_names_its_rule_sampler():
     from spacelang.compiler.train import TrainConfig
     assert TrainConfig.from_json({"sampler": "sandwich", "epochs": 3}).rule == "sandwich"
     assert TrainConfig(rule="nasvit").sampler == "nasvit"
+
+
+def test_nasvit_under_bf16_autocast_keeps_fp32_gradients(tiny, tmp_path):
+    """The distillation runs in float32 on bf16 logits; the projected update lands in fp32 grads."""
+    from spacelang.compiler import checkpoint as ckpt
+    from spacelang.compiler.train import train
+    run = str(tmp_path / "run")
+    train(sl.load(tiny), _cfg("nasvit", amp="bf16", kd="alpha", epochs=1), run, progress=False)
+    w = ckpt.load(run).weights
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in w.values())
+    assert _log(run)[0]["conflict"] != ""

@@ -10,7 +10,8 @@ HELP = "measure the accuracy of an arch of a trained run, or of an exported subn
 
 
 def add_arguments(p) -> None:
-    from spacelang.commands.options import add_threads, device, positive_int
+    from spacelang.commands.options import add_threads, positive_int
+    from ..devices import device
     p.add_argument("path", metavar="RUN|EXPORT_DIR", help="a run directory (train -o) or an exported subnet (export -o)")
     p.add_argument("--arch", metavar="A.json",
                    help="the arch to measure (an arch JSON or a best.json; default: the run's largest arch, "

@@ -14,7 +14,8 @@ HELP = "search a trained supernet (evolution or random) under params/FLOPs bound
 
 
 def add_arguments(p) -> None:
-    from spacelang.commands.options import add_threads, count, device, positive_int, seed, where
+    from spacelang.commands.options import add_threads, count, positive_int, seed, where
+    from ..devices import device
     p.add_argument("rundir", metavar="RUNDIR", help="a run directory (train -o) or a compiled checkpoint (compile -o)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     p.add_argument("--where", type=where, action="append", default=[], metavar="EXPR",

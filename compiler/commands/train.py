@@ -19,8 +19,10 @@ _CONFIG_FLAGS = ("data", "epochs", "batch_size", "rule", "sandwich_k", "kd", "pr
 
 
 def add_arguments(p) -> None:
-    from spacelang.commands.options import (add_threads, count, device, nonnegative, positive, positive_int,
-                                            seed, unit_interval)
+    from spacelang.commands.options import (add_threads, count, nonnegative, positive, positive_int, seed,
+                                            unit_interval)
+
+    from ..devices import device
     p.add_argument("file", metavar="FILE", help="the .space file whose supernet is trained")
     p.add_argument("--data", default=None, metavar="digits|synthetic|PATH",
                    help="dataset: scikit-learn digits, synthetic, or an ImageFolder with train/ and val/ "

@@ -93,23 +93,11 @@ seed = count
 _DEVICE = re.compile(r"(cpu|mps|cuda(:\d+)?)")
 
 
-def device(text: str) -> str:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``mps`` — and, for an accelerator, one this machine has."""
+def device_name(text: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (the form only: whether this machine has the
+    accelerator is checked by ``spacelang.compiler.devices.device``, where torch is)."""
     if not _DEVICE.fullmatch(text):
         raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
-    if text == "cpu":
-        return text
-    import torch  # only commands that run networks take --device; they import torch anyway
-    if text == "mps":
-        if not torch.backends.mps.is_available():
-            raise argparse.ArgumentTypeError("mps is not available on this machine")
-        return text
-    if not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text}: no CUDA device is available on this machine (use cpu)")
-    index = int(text.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(
-            f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return text
 
 
@@ -131,4 +119,4 @@ def add_threads(p: argparse.ArgumentParser) -> None:
 
 
 __all__ = ["Parser", "at_least", "above", "unit_interval", "closed_unit_interval", "positive_int", "count",
-           "nonnegative", "positive", "seed", "device", "where", "add_threads"]
+           "nonnegative", "positive", "seed", "device_name", "where", "add_threads"]

@@ -17,7 +17,7 @@ HELP = "score archs with training-free proxies (As-ViT L_E and NTK condition num
 
 
 def add_arguments(p) -> None:
-    from .options import add_threads, positive_int, seed
+    from spacelang.commands.options import add_threads, positive_int, seed
     p.add_argument("file", metavar="FILE", help="the .space file")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--arch", metavar="A.json", default=None, help="score this arch (JSON file)")
@@ -39,8 +39,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import random
 
-    from ..errors import SpacelangError
-    from .common import load_or_report
+    from spacelang.errors import SpacelangError
+    from spacelang.commands.common import load_or_report
 
     space = load_or_report(args.file)
     if space is None:

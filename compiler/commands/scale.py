@@ -19,8 +19,8 @@ HELP = "grow a seed topology's width and depth with training-free proxies (As-Vi
 
 def until(text: str) -> int:
     """``params=100M`` → 100000000 (only a parameter limit is supported)."""
-    from ..errors import WhereError
-    from ..util.quantity import parse_quantity
+    from spacelang.errors import WhereError
+    from spacelang.util.quantity import parse_quantity
     metric, sep, value = text.partition("=")
     if not sep or metric.strip() != "params":
         raise argparse.ArgumentTypeError(f"expected params=QUANTITY (e.g. params=100M), got {text!r}")
@@ -44,7 +44,7 @@ def factors(text: str) -> list[float]:
 
 
 def add_arguments(p) -> None:
-    from .options import add_threads, positive_int, seed
+    from spacelang.commands.options import add_threads, positive_int, seed
     p.add_argument("file", metavar="FILE", help="the topology .space file")
     p.add_argument("--arch", required=True, metavar="SEED", help="the seed topology (JSON: an arch or a best.json)")
     p.add_argument("--until", type=until, required=True, metavar="params=N",
@@ -61,8 +61,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..errors import SpacelangError
-    from .common import load_or_report
+    from spacelang.errors import SpacelangError
+    from spacelang.commands.common import load_or_report
 
     space = load_or_report(args.file)
     if space is None:
@@ -73,8 +73,8 @@ def run(args) -> int:
         from spacelang.compiler.export import read_arch
         from spacelang.compiler.proxies import parse_list
         from spacelang.compiler.proxies.scaling import fixed_space_evaluator
-        from ..search.autoscale import run_autoscale
-        from ..util.quantity import human
+        from spacelang.search.autoscale import run_autoscale
+        from spacelang.util.quantity import human
         if args.threads:
             torch.set_num_threads(args.threads)
         proxies = parse_list(args.proxy)
