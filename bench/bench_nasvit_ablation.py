@@ -21,8 +21,11 @@ the seeds.  Then, on (d)'s supernet (first seed): ``search --strategy predictor`
 measured subnets: the predictor's held-out Kendall τ and RMSE, the best subnet of each (search-val
 and test accuracy) under a FLOPs bound.
 
-Fewer epochs than a converged run (digits, 2 CPU cores shared): the numbers show directions, not
-ImageNet's magnitudes.  Run: ``OMP_NUM_THREADS=1 python bench/bench_nasvit_ablation.py``
+Fewer epochs than a converged run (default 6; digits, 2 CPU cores shared) and 512 measured
+subnets for the predictor (the paper's 1,024): the numbers show directions, not ImageNet's
+magnitudes.  Measured: 11 min with ``--epochs 4 --samples 256``; 22 min with the defaults while
+other jobs loaded the machine (a run took 60–70 s alone, 100–150 s under load).
+Run: ``OMP_NUM_THREADS=1 python bench/bench_nasvit_ablation.py``
 (``--epochs``, ``--seeds``, ``--variants``, ``--samples``; ``--out`` keeps the JSON).
 """
 from __future__ import annotations

@@ -95,12 +95,12 @@ def time_pair(net, sub, arch, x, step, rounds: int, warmup: int = 2) -> dict:
 
 
 # ---------------------------------------------------------------- memory (child processes)
-def _status_kb(field: str) -> int:
+def status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
 
 
-def _trim() -> None:
+def trim() -> None:
     """Give freed heap memory back to the OS, so the step's allocations show up as new resident pages."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -108,7 +108,7 @@ def _trim() -> None:
         pass
 
 
-def _reset_peak() -> bool:
+def reset_peak() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -150,11 +150,11 @@ def memory_child(which: str, label: str, batch: int, seed: int) -> dict:
     saved = saved_activation_bytes(model, x, *args)
     model.zero_grad(set_to_none=True)
     gc.collect()
-    _trim()
-    before = _status_kb("VmRSS")
-    exact = _reset_peak()
+    trim()
+    before = status_kb("VmRSS")
+    exact = reset_peak()
     _train_step(model, x, *args)
-    peak = (_status_kb("VmHWM") if exact else _status_kb("VmRSS")) - before
+    peak = (status_kb("VmHWM") if exact else status_kb("VmRSS")) - before
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
     return dict(params=params, grads=grads, saved=saved, peak_rss=peak * 1024, exact_peak=exact)

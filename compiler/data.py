@@ -162,7 +162,8 @@ def synthetic(channels: int = 1, resolution: int = 8, num_classes: int = 4, n_tr
 
 # ---------------------------------------------------------------------------------------------- image folders
 def image_folder(root: str, channels: int = 3, resolution: int = 224, val_fraction: float = 0.1,
-                 augment: bool = True, num_workers: int = 0, max_val: int = 10_000) -> Data:
+                 augment: bool = True, num_workers: int = 0, max_val: int = 10_000,
+                 auto_augment: str | None = None) -> Data:
     """An ImageFolder tree (``train/``, ``val/``, optional ``search/``) read with timm.
 
     Images go through timm's ``create_transform`` (random-resized crop, flip and colour jitter for
@@ -185,7 +186,9 @@ def image_folder(root: str, channels: int = 3, resolution: int = 224, val_fracti
     kw = dict(input_size=(channels, resolution, resolution), mean=mean, std=std, interpolation="bilinear")
     t_eval = create_transform(is_training=False, crop_pct=1.0, **kw)
     # timm's training transform also jitters colour; a grayscale image cannot take hue jitter
-    t_train = create_transform(is_training=True, color_jitter=0.4 if channels == 3 else 0.0, **kw) if augment \
+    # timm's auto-augmentation policy (e.g. NASViT's weak `rand-m1-n1`) replaces the colour jitter
+    jitter = 0.4 if channels == 3 and not auto_augment else 0.0
+    t_train = create_transform(is_training=True, color_jitter=jitter, auto_augment=auto_augment, **kw) if augment \
         else t_eval
 
     def folder(sub: str, transform: Callable, class_map: dict | None = None):

@@ -42,7 +42,7 @@ from .data import Data, load_data
 from .evaluate import CachedLoader, evaluate
 from .identity import resume_check
 from .rules import StepContext, create_rule, rule_class
-from .rules.recipes import apply_auto_augment, recipe_settings
+from .rules.recipes import recipe_settings
 from .runlock import RunLock
 from .supernet import build_supernet
 
@@ -123,6 +123,9 @@ class TrainConfig:
             raise OptionError("epochs and batch size must be positive, sandwich k non-negative")
         if self.amp not in MODES:
             raise OptionError(f"amp must be one of {', '.join(MODES)}, got {self.amp!r}")
+        if self.auto_augment and self.data in ("digits", "synthetic"):
+            raise OptionError(f"auto-augmentation {self.auto_augment!r} needs images from an image folder; "
+                              f"dataset {self.data} is held as tensors", hint="use --recipe nasvit without --auto-augment")
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -252,10 +255,9 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     seed_everything(cfg.seed)
     net = build_supernet(space, drop_path=cfg.drop_path).to(device)
     max_arch, min_arch = space.max_arch(), space.min_arch()
+    folder = cfg.data not in ("digits", "synthetic")
     data = data or load_data(cfg.data, space.input_shape(max_arch), space.classes, **(
-        {"num_workers": cfg.workers} if cfg.data not in ("digits", "synthetic") else {}))
-    if cfg.auto_augment:
-        apply_auto_augment(data, cfg.auto_augment)
+        {"num_workers": cfg.workers, "auto_augment": cfg.auto_augment} if folder else {}))
     mixup, criterion = _make_loss(cfg, space.classes)
     epoch, step = 0, 0
     c = ckpt.load(rundir) if resume and ckpt.checkpoint_dir(rundir) is not None else None

@@ -2,7 +2,8 @@
 
 fvcore does not count ``aten::scaled_dot_product_attention`` by default; the convention counts
 the attention products (docs/counting.md), so :func:`fvcore_flops` registers a handle that counts
-it as its two matmuls.  The compiler's attention uses explicit matmuls and needs no handle.
+it as its two matmuls.  The compiler's attention is fused by default; :func:`fvcore_flops` traces
+it inside ``explicit_attention()`` so fvcore sees its explicit matmuls (the convention's terms).
 """
 from __future__ import annotations
 
@@ -16,15 +17,19 @@ def _sdpa_flops(inputs, outputs):
 
 
 def fvcore_flops(model, x, sdpa: bool = True) -> int:
-    """FLOPs of ``model(x)`` by fvcore's ``FlopCountAnalysis`` (with the fused-attention handle)."""
+    """FLOPs of ``model(x)`` by fvcore's ``FlopCountAnalysis`` (the compiler's attention explicit; timm's
+    fused attention counted by the handle)."""
     from fvcore.nn import FlopCountAnalysis
+
+    from spacelang.compiler.ops.functional import explicit_attention
 
     fa = FlopCountAnalysis(model, x)
     if sdpa:
         fa.set_op_handle("aten::scaled_dot_product_attention", _sdpa_flops)
     fa.unsupported_ops_warnings(False)
     fa.uncalled_modules_warnings(False)
-    return int(fa.total())
+    with explicit_attention():  # fvcore traces here, on the first total()
+        return int(fa.total())
 
 
 def numel(model) -> int:

@@ -242,14 +242,13 @@ def test_randaugment_goes_into_an_image_folders_training_transform(tmp_path):
     from PIL import Image
 
     from spacelang.compiler.data import load_data
-    from spacelang.compiler.rules.recipes import apply_auto_augment
+    from spacelang.compiler.train import TrainConfig
     for split in ("train", "val"):
         for c in ("a", "b"):
             os.makedirs(tmp_path / split / c)
             for i in range(3):
                 Image.new("RGB", (12, 12), (i * 40, 0, 0)).save(tmp_path / split / c / f"{i}.png")
-    data = load_data(str(tmp_path), (3, 8, 8), 2)
-    apply_auto_augment(data, "rand-m1-n1")
+    data = load_data(str(tmp_path), (3, 8, 8), 2, auto_augment="rand-m1-n1")
     ops = [type(t).__name__ for t in getattr(data.train, "dataset", data.train).transform.transforms]
     assert "RandAugment" in ops and "ColorJitter" not in ops
     assert ops.index("RandAugment") < next(i for i, o in enumerate(ops) if "ToTensor" in o)
@@ -257,7 +256,7 @@ def test_randaugment_goes_into_an_image_folders_training_transform(tmp_path):
     assert tuple(x.shape) == (3, 8, 8)
     from spacelang.errors import OptionError
     with pytest.raises(OptionError, match="image folder"):
-        apply_auto_augment(load_data("synthetic", (1, 8, 8), 4), "rand-m1-n1")
+        TrainConfig.for_data("synthetic", epochs=1, auto_augment="rand-m1-n1")
 
 
 def test_cli_nasvit_recipe_is_stored_and_sampler_is_an_alias(tiny, tmp_path, capsys):

@@ -6,6 +6,7 @@ first when there is one.  Index tables and masks are constants cached per (shape
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -162,6 +163,30 @@ def split_qkv(qkv: torch.Tensor, heads: int, head_dim: int):
     return qkv.view(b, n, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
 
 
+_explicit = False  # module switch, flipped only through explicit_attention()
+
+
+@contextlib.contextmanager
+def explicit_attention(on: bool = True):
+    """Within the block, :func:`attend` uses explicit matmuls instead of the fused kernel.
+
+    The default is the fused ``scaled_dot_product_attention`` (flash attention on GPU, the fused
+    CPU kernel on CPU).  FLOP counters such as fvcore see only explicit ``@`` products, so the
+    counting harness (tests/fvcounting.py) runs models inside ``explicit_attention()``.  The two
+    paths compute the same function up to float rounding (≤ 1e-5 in float32, tested)."""
+    global _explicit
+    before, _explicit = _explicit, on
+    try:
+        yield
+    finally:
+        _explicit = before
+
+
+def attention_is_explicit() -> bool:
+    """Whether :func:`attend` currently uses the explicit matmul path."""
+    return _explicit
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, bias: torch.Tensor | None = None,
            mask: torch.Tensor | None = None, rel_k: torch.Tensor | None = None,
            rel_v: torch.Tensor | None = None) -> torch.Tensor:
@@ -169,9 +194,28 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, bias
 
     ``q·scale @ kᵀ`` (+ AutoFormer's key term ``q·scale · rel_k[i, j]``) (+ Swin bias ``(h, N, N)``)
     (+ shifted-window mask ``(nW, N, N)``, batches grouped by window), softmax, ``attn @ v``
-    (+ AutoFormer's value term ``Σ_j attn[i, j] · rel_v[i, j]``).  Explicit matmuls rather than
-    ``scaled_dot_product_attention`` so FLOP counters (fvcore) see every product.
+    (+ AutoFormer's value term ``Σ_j attn[i, j] · rel_v[i, j]``).
+
+    Fused (``scaled_dot_product_attention``, the bias and mask as one additive ``attn_mask``)
+    unless inside :func:`explicit_attention` or with AutoFormer's ``rel_pos``: its value term
+    needs the attention probabilities themselves, which the fused kernel never exposes.
     """
+    if _explicit or rel_k is not None or rel_v is not None:
+        return _attend_explicit(q, k, v, scale, bias, mask, rel_k, rel_v)
+    b, h, n, d = q.shape
+    if mask is None:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    else:
+        nw = mask.shape[0]
+        add = mask.unsqueeze(1) if bias is None else bias + mask.unsqueeze(1)  # (nW, h|1, N, N)
+        shape = (b // nw, nw, h, n, d)
+        out = F.scaled_dot_product_attention(q.reshape(shape), k.reshape(shape), v.reshape(shape),
+                                             attn_mask=add, scale=scale).view(b, h, n, d)
+    return out.transpose(1, 2).reshape(b, n, h * d)
+
+
+def _attend_explicit(q, k, v, scale, bias, mask, rel_k, rel_v) -> torch.Tensor:
+    """:func:`attend` with explicit matmuls, so FLOP counters (fvcore) see every product."""
     b, h, n, d = q.shape
     q = q * scale
     attn = q @ k.transpose(-2, -1)

@@ -38,21 +38,4 @@ def recipe_settings(recipe: str, data: str) -> dict:
     return out
 
 
-def apply_auto_augment(data, policy: str) -> None:
-    """Put timm's auto-augmentation ``policy`` (e.g. ``rand-m1-n1``) into the training transform of
-    an image-folder dataset, where timm's ``create_transform`` would: after the crop and flip,
-    before the tensor conversion, in place of the colour jitter."""
-    from timm.data.auto_augment import rand_augment_transform
-    if data.in_memory:
-        raise OptionError(f"auto-augmentation {policy!r} needs images from an image folder; dataset "
-                          f"{data.name} is held as tensors", hint="use --recipe nasvit without --auto-augment")
-    ds = getattr(data.train, "dataset", data.train)  # a Subset (hold-out split) or the folder itself
-    ops = list(ds.transform.transforms)
-    at = next((i for i, t in enumerate(ops) if "ToTensor" in type(t).__name__), len(ops))
-    size = data.input_shape[-1]
-    augment = rand_augment_transform(policy, {"translate_const": int(size * 0.45), "img_mean": (124, 116, 104)})
-    ops = [t for t in ops[:at] if type(t).__name__ != "ColorJitter"] + [augment] + ops[at:]
-    ds.transform.transforms = ops
-
-
-__all__ = ["RECIPES", "NASVIT_RANDAUGMENT", "recipe_settings", "apply_auto_augment"]
+__all__ = ["RECIPES", "NASVIT_RANDAUGMENT", "recipe_settings"]
