@@ -11,8 +11,11 @@ same network) at batch 8, 224×224, one torch thread by default, it times in one
 - ``net-explicit``: the supernet inside ``explicit_attention()`` (the counting path), to show the gain;
 
 each for the forward pass (``torch.no_grad``, eval) and the training step a user runs (forward,
-backward, timm's AdamW step; train mode).  The models run in a rotating order every round after
-warm-up, and a ratio is the median of per-round ratios (load that drifts between rounds cancels).
+backward, timm's AdamW step; train mode); the training step also with torch's fused AdamW kernel
+(``fused=True``: the same algorithm, one pass per tensor) for the supernet and the subnet, which
+removes most of the supernet's per-step optimizer overhead at partial widths (issue 15 item 5).
+The models run in a rotating order every round after warm-up, and a ratio is the median of
+per-round ratios (load that drifts between rounds cancels).
 Targets: supernet/timm ≤ 1.05 forward and ≤ 1.08 training step; supernet/subnet ≤ 1.10 / ≤ 1.15.
 
 Then the peak memory of one training step (forward, backward, AdamW) at the max arch, supernet
@@ -25,7 +28,6 @@ Run: ``python bench/bench_fused.py`` (``--help`` for options).
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import json
 import os
@@ -63,9 +65,12 @@ def timm_twin(sub, f: dict):
     from timm.layers import Attention
     from timm.models.vision_transformer import VisionTransformer
 
+    class Attention64(Attention):  # AutoFormer's head dim is 64 at every width (timm's default: dim / heads)
+        def __init__(self, dim, **kwargs):
+            super().__init__(dim, attn_head_dim=64, **kwargs)
+
     m = VisionTransformer(img_size=224, patch_size=16, num_classes=1000, embed_dim=f["dim"], depth=f["depth"],
-                          num_heads=f["heads"], mlp_ratio=f["mlp_ratio"], qkv_bias=True,
-                          attn_layer=functools.partial(Attention, attn_head_dim=64))
+                          num_heads=f["heads"], mlp_ratio=f["mlp_ratio"], qkv_bias=True, attn_layer=Attention64)
     rename = (("stem.proj.", "patch_embed.proj."), ("stem.tokens.", ""), ("stages.0.", "blocks."),
               ("head.norm.", "norm."), ("head.fc.", "head."))
     state = {}
@@ -120,9 +125,11 @@ def forward_steps(net, sub, tm, arch, x) -> dict:
             "net-explicit": fwd(lambda: net(x, arch), explicit=True)}
 
 
-def adamw(model):
+def adamw(model, fused: bool = False):
+    """timm's AdamW (``torch.optim.AdamW``, as ``spacelang train`` creates it); ``fused``: the same
+    algorithm in torch's fused kernel (one pass over each tensor instead of foreach's several)."""
     from timm.optim import create_optimizer_v2
-    return create_optimizer_v2(model, "adamw", lr=1e-4, weight_decay=0.05)
+    return create_optimizer_v2(model, "adamw", lr=1e-4, weight_decay=0.05, **({"fused": True} if fused else {}))
 
 
 def train_step(model, opt, call, explicit=False, amp="none"):
@@ -139,9 +146,22 @@ def training_steps(net, sub, tm, arch, x) -> dict:
     for m in (net, sub, tm):
         m.train()
     o_net, o_sub, o_tm = adamw(net), adamw(sub), adamw(tm)
+    f_net, f_sub = adamw(net, fused=True), adamw(sub, fused=True)
     return {"net": train_step(net, o_net, lambda: net(x, arch)), "sub": train_step(sub, o_sub, lambda: sub(x)),
             "timm": train_step(tm, o_tm, lambda: tm(x)),
-            "net-explicit": train_step(net, o_net, lambda: net(x, arch), explicit=True)}
+            "net-explicit": train_step(net, o_net, lambda: net(x, arch), explicit=True),
+            "net-fusedadamw": train_step(net, f_net, lambda: net(x, arch)),
+            "sub-fusedadamw": train_step(sub, f_sub, lambda: sub(x))}
+
+
+def bf16_vs_fp32(net, arch, x, rounds: int) -> None:
+    """The supernet's training step under ``--amp bf16`` autocast against fp32, side by side."""
+    net.train()
+    opt = adamw(net)
+    wall = time_group({"fp32": train_step(net, opt, lambda: net(x, arch)),
+                       "bf16": train_step(net, opt, lambda: net(x, arch), amp="bf16")}, rounds)
+    print(f"  bf16 autocast train step {statistics.median(wall['bf16']):.3f}s vs fp32 "
+          f"{statistics.median(wall['fp32']):.3f}s: bf16/fp32 {ratio(wall, 'bf16', 'fp32'):.3f}")
 
 
 # ---------------------------------------------------------------- memory (child processes)
@@ -212,13 +232,12 @@ def main(argv=None) -> int:
             print(f"  {mode:<10} {secs}")
             print(f"  {'':<10} net/timm {r_timm:.3f} (target <= {t_timm})  net/sub {r_sub:.3f} "
                   f"(target <= {t_sub})  sub/timm {ratio(wall, 'sub', 'timm'):.3f}  explicit/fused {r_fused:.3f}")
+            if "net-fusedadamw" in wall:
+                print(f"  {'':<10} with torch's fused AdamW: net/timm {ratio(wall, 'net-fusedadamw', 'timm'):.3f}  "
+                      f"net/sub (both fused AdamW) {ratio(wall, 'net-fusedadamw', 'sub-fusedadamw'):.3f}  "
+                      f"net fused/foreach AdamW {ratio(wall, 'net-fusedadamw', 'net'):.3f}")
         if label == "max":
-            net.train()
-            opt = adamw(net)
-            wall = time_group({"fp32": train_step(net, opt, lambda: net(x, arch)),
-                               "bf16": train_step(net, opt, lambda: net(x, arch), amp="bf16")}, args.rounds)
-            print(f"  bf16 autocast train step {statistics.median(wall['bf16']):.3f}s vs fp32 "
-                  f"{statistics.median(wall['fp32']):.3f}s: bf16/fp32 {ratio(wall, 'bf16', 'fp32'):.3f}")
+            bf16_vs_fp32(net, arch, x, args.rounds)
         del net, sub, tm
         gc.collect()
     if not args.no_memory:

@@ -205,6 +205,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = split_heads(self.qkv(x), self.heads, self.head_dim)
+        if not self.rel_dist:  # the fused kernel (flash attention on GPU)
+            return self.proj(merge_heads(F.scaled_dot_product_attention(q, k, v, scale=self.scale)))
+        # relative positions: the value term needs the attention probabilities, so explicit matmuls
         b, h, n, d = q.shape
         q = q * self.scale
         attn = q @ k.transpose(-2, -1)
@@ -278,14 +281,19 @@ class WindowAttention(nn.Module):
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = split_heads(self.qkv(x), self.heads, self.head_dim)
-        b, h, n, _ = q.shape
-        attn = (q * self.scale) @ k.transpose(-2, -1)
+        b, h, n, d = q.shape
+        bias = None  # the bias and the shift mask enter the fused kernel as one additive mask
         if self.relative_position_bias_table is not None:
-            attn = attn + self.relative_position_bias_table[self.bias_rows.view(-1)].view(n, n, h).permute(2, 0, 1)
-        if self.mask is not None:
+            bias = self.relative_position_bias_table[self.bias_rows.view(-1)].view(n, n, h).permute(2, 0, 1)
+        if self.mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        else:  # batches grouped by window: (B, windows, h, n, d) against a (windows, h|1, n, n) mask
             windows = self.mask.shape[0]
-            attn = (attn.view(-1, windows, h, n, n) + self.mask.unsqueeze(1)).view(b, h, n, n)
-        return self.proj(merge_heads(attn.softmax(dim=-1) @ v))
+            add = self.mask.unsqueeze(1) if bias is None else bias + self.mask.unsqueeze(1)
+            shape = (b // windows, windows, h, n, d)
+            out = F.scaled_dot_product_attention(q.reshape(shape), k.reshape(shape), v.reshape(shape),
+                                                 attn_mask=add, scale=self.scale).view(b, h, n, d)
+        return self.proj(merge_heads(out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape

@@ -155,3 +155,21 @@ def test_shipped_spaces_fused_equals_explicit(name):
     if space.canonical_json(space.min_arch()) != space.canonical_json(space.max_arch()):
         archs.append(space.min_arch())
     _net_check(space, archs, batch=1, sub_grads=False)
+
+
+def test_windows_fused_under_bf16_autocast():
+    """Under CPU bf16 autocast the fp32 bias table and mask still enter the fused kernel, and the
+    bias table gets its gradient; the result stays within bf16 rounding of the explicit path."""
+    space = sl.loads(SHIFTED)
+    torch.manual_seed(0)
+    net = build_supernet(space)
+    arch = space.max_arch()
+    x = torch.randn(2, *net.input_shape(arch))
+    outs = []
+    for explicit in (False, True):
+        with Fn.explicit_attention(explicit), torch.autocast("cpu", dtype=torch.bfloat16):
+            outs.append(net(x, arch).float())
+    outs[0].sum().backward()
+    tables = [m.relative_position_bias_table for m in net.modules() if hasattr(m, "relative_position_bias_table")]
+    assert tables and all(t.grad is not None and t.grad.abs().sum() > 0 for t in tables)
+    assert (outs[0] - outs[1]).abs().max().item() <= 0.05 * max(1.0, outs[1].abs().max().item())

@@ -6,6 +6,9 @@ slot's largest weights.  Attention is global, or Swin/S3 (shifted) window attent
 relative position bias table sized for the slot's largest window, or As-ViT attention splits
 (``splits`` S: S×S windows, no shift, no bias; :mod:`.split_attention`); AutoFormer's 2-D relative
 position encoding (tables for keys and values) is used when ``rel_pos``.
+Both the supernet and the extracted ``Attention`` call :func:`.functional.attend`: the fused
+``scaled_dot_product_attention`` by default (explicit matmuls with ``rel_pos``, or inside
+:func:`.functional.explicit_attention` for FLOP counters).
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import math
 import torch
 from torch.func import jvp
 
+from ..ops.functional import explicit_attention
 from .registry import register
 
 ANGLES = 10  # As-ViT's released code samples 10 angles
@@ -42,7 +43,9 @@ def circle(u0: torch.Tensor, u1: torch.Tensor, shape: tuple[int, ...], angles: i
 
 def curve_speeds(f, points: torch.Tensor, velocities: torch.Tensor) -> torch.Tensor:
     """‖J_f(h(θ_k)) h'(θ_k)‖ for each angle: one batched forward-mode pass."""
-    _, tangents = jvp(f, (points,), (velocities,))
+    # the fused attention kernel has no forward-mode derivative: the same function, explicitly
+    with explicit_attention():
+        _, tangents = jvp(f, (points,), (velocities,))
     return tangents.flatten(1).norm(dim=1)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, grad, vmap
 
+from ..ops.functional import explicit_attention
 from .registry import register
 
 BATCH = 16          # As-ViT's released code: the NTK of 16 images
@@ -27,7 +28,8 @@ def per_sample_gradients(f, x: torch.Tensor) -> torch.Tensor:
     def summed(p, xi):
         return functional_call(f, (p, buffers), (xi.unsqueeze(0),)).sum()
 
-    grads = vmap(grad(summed), in_dims=(None, 0))(params, x)
+    with explicit_attention():  # per-sample gradients through vmap: the explicit attention path
+        grads = vmap(grad(summed), in_dims=(None, 0))(params, x)
     return torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1)
 
 
