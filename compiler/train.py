@@ -264,7 +264,7 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     if c is not None:
         cfg = _per_process_batch(cfg, c, dist, rundir, log)
     check_mode(cfg.amp, device)
-    opt = create_optimizer_v2(net, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = create_optimizer_v2(net, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, **_fused_adamw(device))
     scaler = grad_scaler(device, cfg.amp)
     steps_per_epoch = len(data.train_loader(cfg.batch_size, cfg.seed, 0, dist=dist))
     total = cfg.epochs * steps_per_epoch
@@ -377,6 +377,15 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     finally:
         bar.close()
     return result
+
+
+def _fused_adamw(device) -> dict:
+    """``fused=True`` where torch has a fused AdamW for the device: the same algorithm in one kernel
+    (rounding aside), ~4× faster ``step()`` over the supernet's full tensors at partial widths
+    (bench/bench_fused.py: 53.4 → 14.0 ms at AutoFormer-T's min arch on this CPU)."""
+    from torch.torch_version import TorchVersion
+    cuda = torch.device(device).type == "cuda"
+    return {"fused": True} if cuda or TorchVersion(torch.__version__) >= "2.4" else {}
 
 
 def _per_process_batch(cfg: TrainConfig, c, dist: Dist, rundir: str, log) -> TrainConfig:
