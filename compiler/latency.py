@@ -378,13 +378,11 @@ def remeasure_candidates(predictor: LatencyPredictor, rows: Sequence[Mapping[str
 def plot_latency_pareto(rows: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | None, path: str,
                         title: str = "") -> None:
     """Search-validation accuracy against predicted latency: every arch, the Pareto front, the best."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from spacelang.search.pareto import pareto_front
-    from spacelang.util.atomic import write_bytes
+    from spacelang.util.atomic import write_figure
 
     front = pareto_front(rows, cost=lambda r: r["latency"], score=lambda r: r["accuracy"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
@@ -402,10 +400,7 @@ def plot_latency_pareto(rows: Sequence[Mapping[str, Any]], best: Mapping[str, An
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    write_figure(path, fig)
 
 
 __all__ = ["Timing", "CLOCKS", "STATISTICS", "default_clock", "layer_module", "measure_layers", "measure_subnets",

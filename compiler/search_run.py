@@ -29,7 +29,7 @@ from typing import Callable
 from spacelang.cost import Cost
 from spacelang.errors import CheckpointError, SearchError
 from spacelang.util.archkey import arch_json
-from spacelang.util.atomic import write_bytes, write_json, write_jsonl
+from spacelang.util.atomic import write_figure, write_json, write_jsonl
 
 from . import distributed
 from .distributed import SINGLE, Dist
@@ -321,8 +321,6 @@ def plot_pareto(rows: list[dict], best: dict | None, path: str, title: str = "",
     The x-axis unit (K, M, G) follows the data; the star sits at the best arch's search-validation
     accuracy (the y-axis), and its label gives both that and its test accuracy.
     """
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -348,10 +346,7 @@ def plot_pareto(rows: list[dict], best: dict | None, path: str, title: str = "",
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    write_figure(path, fig)
 
 
 def pareto_front(rows: list[dict]) -> list[dict]:

@@ -6,6 +6,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACES = os.path.join(ROOT, "spaces")
 EXAMPLES = os.path.join(ROOT, "examples")
 
+#: a space small enough to train in seconds on synthetic data (training, progress, export tests)
+TINY = """\
+space tiny
+input image 8 channels 1
+classes 4
+stem patch_embed { patch 2 }
+stage s1 {
+  dim   {8, 16}
+  depth 1..2
+  block transformer { heads 1..2  head_dim 4  mlp_ratio {1, 2} }
+}
+head linear { pool avg }
+"""
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread():

@@ -21,7 +21,7 @@ from spacelang.cli import main  # noqa: E402
 from spacelang.errors import CompileError, OptionError, OutputError  # noqa: E402
 from spacelang.kinds import KINDS  # noqa: E402
 
-from conftest import EXAMPLES, SPACES  # noqa: E402
+from conftest import EXAMPLES, SPACES, TINY  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -317,18 +317,6 @@ def test_formats_are_validated():
 
 
 # ------------------------------------------------------------------------------------------ the command
-TINY = """\
-space tiny
-input image 8 channels 1
-classes 4
-stem patch_embed { patch 2 }
-stage s1 {
-  dim   {8, 16}
-  depth 1..2
-  block transformer { heads 1..2  head_dim 4  mlp_ratio {1, 2} }
-}
-head linear { pool avg }
-"""
 
 
 def test_command_writes_provenance_and_load_subnet_rebuilds_it(tmp_path, capsys):

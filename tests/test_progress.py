@@ -9,6 +9,8 @@ import pytest
 
 from spacelang.compiler.progress import Progress, duration
 
+from conftest import TINY
+
 
 class Clock:
     def __init__(self):
@@ -58,18 +60,6 @@ def test_a_resumed_run_estimates_from_this_invocation():
     assert p.eta() == pytest.approx(40.0)
 
 
-TINY = """\
-space tiny
-input image 8 channels 1
-classes 4
-stem patch_embed { patch 2 }
-stage s1 {
-  dim   {8, 16}
-  depth 1..2
-  block transformer { heads 1..2  head_dim 4  mlp_ratio {1, 2} }
-}
-head linear { pool avg }
-"""
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -13,21 +13,8 @@ torch = pytest.importorskip("torch")
 import spacelang as sl  # noqa: E402
 from spacelang.cli import main  # noqa: E402
 
-TINY = """\
-space tiny
-input image 8 channels 1
-classes 4
+from conftest import TINY  # noqa: E402
 
-stem patch_embed { patch 2 }
-
-stage s1 {
-  dim   {8, 16}
-  depth 1..2
-  block transformer { heads 1..2  head_dim 4  mlp_ratio {1, 2} }
-}
-
-head linear { pool avg }
-"""
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

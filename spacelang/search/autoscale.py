@@ -264,8 +264,6 @@ def markdown(rows: Sequence[dict], objectives) -> str:
 
 def plot_trajectory(rows: Sequence[dict], path: str, title: str = "") -> None:
     """Total depth (x) against total width (y), steps numbered: As-ViT Figure 3 (left)."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -280,12 +278,9 @@ def plot_trajectory(rows: Sequence[dict], path: str, title: str = "") -> None:
     ax.set_ylabel("total width (sum of block output channels)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    from ..util.atomic import write_bytes
-    write_bytes(path, buf.getvalue())
+    from ..util.atomic import write_figure
+    write_figure(path, fig, dpi=120)
 
 
 __all__ = ["FACTORS", "Network", "Scaler", "ScaleResult", "ranks", "rank_sum_choice", "run_autoscale",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..util.atomic import write_bytes, write_json, write_text
+from ..util.atomic import write_figure, write_json, write_text
 from .et_error import subspaces
 from .rewrite import render_values
 
@@ -162,12 +162,8 @@ def choices_figure(spaces: Sequence, labels: Sequence[str] | None = None):
 
 
 def _save(fig, path: str) -> None:
-    """Save a figure atomically (PNG bytes through :func:`spacelang.util.atomic.write_bytes`)."""
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    _pyplot().close(fig)
-    write_bytes(path, buf.getvalue())
+    """Save a figure atomically (:func:`spacelang.util.atomic.write_figure`)."""
+    write_figure(path, fig, dpi=110)
 
 
 def plot_error_cdf(series: Sequence[tuple[str, Sequence[float]]], path: str) -> None:

@@ -68,4 +68,15 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> N
     write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
-__all__ = ["write_bytes", "write_text", "write_json", "write_jsonl", "os_error_message"]
+def write_figure(path: str | os.PathLike, fig, dpi: int | None = None) -> None:
+    """Save a matplotlib figure as PNG atomically, then close it (imports matplotlib only here)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+
+
+__all__ = ["write_bytes", "write_text", "write_json", "write_jsonl", "write_figure", "os_error_message"]
