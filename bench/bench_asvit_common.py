@@ -36,10 +36,11 @@ def load_space(path: str = SPACE, allow_global: bool = True):
     return sl.loads(text, filename=path + " (splits 1: not compiled yet)"), False
 
 
-def digits_tensors():
+def digits_tensors(resolution: int = 32):
+    """Digits train and val+test tensors at ``resolution``² (bilinear resize of the 8×8 images)."""
     import torch
     from spacelang.compiler.data import digits
-    d = digits(1, 32)
+    d = digits(1, resolution)
     xtr, ytr = d.train.tensors
     xev = torch.cat([d.val.tensors[0], d.test.tensors[0]])
     yev = torch.cat([d.val.tensors[1], d.test.tensors[1]])

@@ -2,9 +2,11 @@
 
 Scores As-ViT's searched seed topology (Table 4: K 8-4-4-4, S 2-1-1-1, E 3-2-4-6, 32 final heads;
 C = 32, one block per stage) of spaces/asvit-topology.space with both proxies, ``--inits``
-random networks, and reports wall time per init and in all, and the coefficient of variation
-of each proxy across the inits (its noise).  The issue's target: L_E + κ under 5 s on 2 CPU
-cores (As-ViT reports 12.8 s for L_E alone on a V100).
+random networks, and reports wall and CPU time (process time of all threads) per init and in
+all, the 1-minute load average beside them (on a shared machine wall time includes waiting for
+cores; CPU time / threads estimates the wall time of an idle machine), and the coefficient of
+variation of each proxy across the inits (its noise).  The issue's target: L_E + κ under 5 s on
+2 CPU cores (As-ViT reports 12.8 s for L_E alone on a V100).
 
     .venv/bin/python bench/bench_asvit_speed.py [--threads 2] [--inits 5] [--space FILE --arch A.json]
 """
@@ -44,23 +46,28 @@ def main() -> None:
     print(f"{space.name}: {c.params / 1e6:.2f}M params, {c.flops / 1e9:.3f}G MACs at {space.input_shape(arch)}; "
           f"{args.threads} threads")
     P.score_arch(space, arch, P.parse_list("le,ntk"), seed=args.seed + 99, inits=1)  # warm-up (allocator, caches)
-    per = {}
+    per, cpu_per = {}, {}
     for name in ("le", "ntk"):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = P.score_arch(space, arch, P.parse_list(name), seed=args.seed, inits=args.inits)
         per[name] = (time.perf_counter() - t) / args.inits
+        cpu_per[name] = (time.process_time() - c) / args.inits
         cv = r["cv"][P.get(name).name]
         noise = f"cv {cv:.3f} over {args.inits} inits" if cv is not None else "1 init"
-        print(f"  {name:>3}: {r[P.get(name).name]:.5g} ({noise}), {per[name]:.2f} s per init")
+        print(f"  {name:>3}: {r[P.get(name).name]:.5g} ({noise}), {per[name]:.2f} s wall, "
+              f"{cpu_per[name]:.2f} CPU-s per init (load {os.getloadavg()[0]:.1f})")
+    load_before = os.getloadavg()[0]
     t, cpu = time.perf_counter(), time.process_time()
     r = P.score_arch(space, arch, P.parse_list("le,ntk"), seed=args.seed, inits=args.inits)
     total, cpu = time.perf_counter() - t, time.process_time() - cpu
-    # on a shared machine wall time includes waiting for cores; CPU time / threads is the idle-machine estimate
     out = {"threads": args.threads, "inits": args.inits, "seconds_total": total, "cpu_seconds_total": cpu,
-           "load_average_1min": os.getloadavg()[0],
-           "seconds_per_init": total / args.inits, "le_seconds_per_init": per["le"],
-           "ntk_seconds_per_init": per["ntk"], "length_distortion": r["length_distortion"],
-           "ntk_condition": r["ntk_condition"], "cv": r["cv"]}
+           "idle_estimate_seconds_per_init": cpu / args.threads / args.inits,
+           "load_average_1min": [load_before, os.getloadavg()[0]],
+           "seconds_per_init": total / args.inits, "cpu_seconds_per_init": cpu / args.inits,
+           "le_seconds_per_init": per["le"], "ntk_seconds_per_init": per["ntk"],
+           "le_cpu_seconds_per_init": cpu_per["le"], "ntk_cpu_seconds_per_init": cpu_per["ntk"],
+           "length_distortion": r["length_distortion"], "ntk_condition": r["ntk_condition"],
+           "cv": r["cv"], "values": r["values"]}
     print(json.dumps(out, indent=2))
 
 

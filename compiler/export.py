@@ -154,8 +154,10 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
     if broken and warn:
         warn(f"the arch breaks the constraints of space {space.name}: {'; '.join(broken)}")
     cst = cost(space, arch)
-    was_training = net.training
+    was_training, was_channels_last = net.training, getattr(net, "channels_last", False)
     net.eval()
+    if was_channels_last:  # the reference in the layout of the exported (contiguous) modules: the
+        net.use_channels_last(False)  # same kernels, so float rounding does not eat the tolerance
     try:
         sub, x, ref = parity_batch(net, arch)
         tmp = _start(out)
@@ -173,7 +175,7 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
                           "arch": arch, "metrics": dict(metrics or {}), "cost": {"params": cst.params, "flops": cst.flops},
                           "versions": _versions(fmts), "preprocessing": prep,
                           "parity": {"batch": PARITY_BATCH, "seed": PARITY_SEED, "input": "standard normal",
-                                     "reference": "the supernet's output net(x, arch), eval mode, float32",
+                                     "reference": "the supernet's output net(x, arch), eval mode, float32, contiguous",
                                      "formats": results}}
             write_json(os.path.join(tmp, "provenance.json"), provenance)
             files = sorted({f for r in results.values() for f in r["files"]} | set(blobs) | {"provenance.json"})
@@ -189,6 +191,8 @@ def export_subnet(space, net, arch: Mapping[str, Any], out: str, *, formats: str
             raise
     finally:
         net.train(was_training)
+        if was_channels_last:
+            net.use_channels_last(True)
     return config
 
 

@@ -85,10 +85,10 @@ class PatchEmbed(nn.Module):
     in_size > 0: a transition, whose input is the tokens of an in_size×in_size map."""
 
     def __init__(self, in_channels: int, dim: int, kernel: int, stride: int, padding: int, norm: bool,
-                 cls: bool, pos_rows: int, in_size: int = 0):
+                 cls: bool, pos_rows: int, in_size: int = 0, dilation: int = 1):
         super().__init__()
         self.in_size = in_size
-        self.proj = nn.Conv2d(in_channels, dim, kernel, stride, padding)
+        self.proj = nn.Conv2d(in_channels, dim, kernel, stride, padding, dilation)
         self.norm = nn.LayerNorm(dim, eps=1e-6) if norm else None
         self.tokens = Tokens(dim, cls, pos_rows)
 
@@ -105,10 +105,10 @@ _snippet("unfold_patch_embed", '''
 class UnfoldProjection(nn.Module):
     """As-ViT's re-embedding: unfold kernel×kernel patches, LayerNorm each, bias-free projection."""
 
-    def __init__(self, in_channels: int, dim: int, kernel: int, stride: int, padding: int):
+    def __init__(self, in_channels: int, dim: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__()
         width = in_channels * kernel * kernel
-        self.unfold = nn.Unfold(kernel, padding=padding, stride=stride)
+        self.unfold = nn.Unfold(kernel, dilation=dilation, padding=padding, stride=stride)
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.reduction = nn.Linear(width, dim, bias=False)
 
@@ -122,10 +122,10 @@ class UnfoldPatchEmbed(nn.Module):
     in_size > 0: a transition, whose input is the tokens of an in_size×in_size map."""
 
     def __init__(self, in_channels: int, dim: int, kernel: int, stride: int, padding: int, norm: bool,
-                 cls: bool, pos_rows: int, in_size: int = 0):
+                 cls: bool, pos_rows: int, in_size: int = 0, dilation: int = 1):
         super().__init__()
         self.in_size = in_size
-        self.proj = UnfoldProjection(in_channels, dim, kernel, stride, padding)
+        self.proj = UnfoldProjection(in_channels, dim, kernel, stride, padding, dilation)
         self.norm = nn.LayerNorm(dim, eps=1e-6) if norm else None
         self.tokens = Tokens(dim, cls, pos_rows)
 
@@ -667,20 +667,21 @@ def _patch_embed(m: PatchEmbed, em: "Emitter") -> Call:
     if isinstance(m.proj, UnfoldEmbed):
         u = m.proj.unfold
         expect(_eps_ok(m.proj.norm) and m.proj.reduction.bias is None, m.proj, "this projection")
-        kernel, stride, padding = (int(_one(v)) for v in (u.kernel_size, u.stride, u.padding))
+        kernel, stride, padding, dilation = (int(_one(v)) for v in (u.kernel_size, u.stride, u.padding,
+                                                                     u.dilation))
         em.use("unfold_patch_embed")
         dim = m.proj.reduction.out_features
         in_channels = m.proj.reduction.in_features // (kernel * kernel)
         return call("UnfoldPatchEmbed", in_channels=in_channels, dim=dim, kernel=kernel, stride=stride,
                     padding=padding, norm=m.norm is not None, **_token_args(m.tokens), in_size=in_size,
-                    defaults={"in_size": 0})
+                    dilation=dilation, defaults={"in_size": 0, "dilation": 1})
     p = m.proj
-    expect(isinstance(p, nn.Conv2d) and p.bias is not None and p.groups == 1 and p.dilation == (1, 1)
-           and p.padding_mode == "zeros", m, f"projection {type(p).__name__}")
+    expect(isinstance(p, nn.Conv2d) and p.bias is not None and p.groups == 1 and p.padding_mode == "zeros",
+           m, f"projection {type(p).__name__}")
     em.use("patch_embed")
     return call("PatchEmbed", in_channels=p.in_channels, dim=p.out_channels, kernel=_one(p.kernel_size),
                 stride=_one(p.stride), padding=_one(p.padding), norm=m.norm is not None, **_token_args(m.tokens),
-                in_size=in_size, defaults={"in_size": 0})
+                in_size=in_size, dilation=_one(p.dilation), defaults={"in_size": 0, "dilation": 1})
 
 
 def _one(v) -> int:

@@ -147,6 +147,14 @@ class Supernet(nn.Module):
         self.stages = nn.ModuleList(stages)  # a list, not a dict: stage names may shadow Module attributes
         self.stage_index = {st.name: i for i, st in enumerate(spec.stages)}
         self.head = get_op(spec.head.kind)(spec.head)
+        self.channels_last = False
+
+    def use_channels_last(self, on: bool = True) -> "Supernet":
+        """Hold the 4-D weights and take the input in ``channels_last`` memory format (or back to
+        contiguous): the same function, faster convolutions on conv-heavy networks (see
+        :func:`build_supernet`)."""
+        self.channels_last = bool(on)
+        return self.to(memory_format=torch.channels_last if on else torch.contiguous_format)
 
     # ------------------------------------------------------------------ archs
     def resolve(self, arch: Mapping[str, Any]):
@@ -168,9 +176,13 @@ class Supernet(nn.Module):
         return spec.channels, spec.resolution, spec.resolution
 
     # ------------------------------------------------------------------ run
-    def forward(self, x: torch.Tensor, arch: Mapping[str, Any]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, arch: Mapping[str, Any], tokens: bool = False):
+        """Logits ``(B, classes)`` of ``arch``; with ``tokens`` also the head's token-labelling
+        logits ``(B, N_patches, classes)`` (a head with ``token_label``), as ``(logits, token_logits)``."""
         spec = self.resolve(arch)
         check_input(x, (spec.channels, spec.resolution, spec.resolution))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x, spec.stem)
         for st in spec.stages:
             stage = self.stages[self.stage_index[st.name]]
@@ -180,7 +192,16 @@ class Supernet(nn.Module):
                 block = stage.blocks[layer.index]
                 x = block(x, layer, stage_depth=len(st.blocks)) if getattr(block, "takes_stage", False) \
                     else block(x, layer)
+        if tokens:
+            return self.head(x, spec.head), self.head.token_logits(x, spec.head)
         return self.head(x, spec.head)
+
+    def forward_multi(self, x: torch.Tensor, archs, assign: torch.Tensor, *, tokens: bool = False):
+        """Multi-architectural sampling: sample ``s`` of ``x`` runs ``archs[assign[s]]``, all in one
+        masked forward pass (:func:`spacelang.compiler.multiarch.forward_multi`); each sub-batch gets
+        exactly what :meth:`forward` gives it alone.  ``tokens`` as in :meth:`forward`."""
+        from .multiarch import forward_multi
+        return forward_multi(self, x, archs, assign, tokens=tokens)
 
     def extract(self, arch: Mapping[str, Any]) -> "Subnet":
         """A standalone copy of ``arch``: ordinary layers, copied weights, the same outputs."""
@@ -220,11 +241,24 @@ class Subnet(nn.Module):
         return self.head(x)
 
 
-def build_supernet(space, drop_path: float = 0.0) -> Supernet:
+def conv_heavy(spec) -> bool:
+    """Whether a network's layers carry ``(B, C, H, W)`` maps (NASViT's convolutional kinds): the
+    networks ``channels_last`` speeds up (bench/bench_channels_last.py, CPU training step: 0.69–0.86×
+    on the digits hybrid and NASViT's min arch).  Token networks meet a 4-D tensor only in their
+    patchify conv and gain nothing consistent (AutoFormer-T: 0.97–1.04×), so they stay contiguous."""
+    return any(getattr(get_op(layer.kind), "carries_maps", False) for _, layer in spec.named_layers())
+
+
+def build_supernet(space, drop_path: float = 0.0, channels_last: bool | None = None) -> Supernet:
     """Compile ``space`` into a weight-entangled :class:`Supernet`.
 
     ``drop_path`` is the stochastic-depth rate of the last block slot; earlier slots get linearly
-    smaller rates (0 for the first).  Raises :class:`~spacelang.errors.CompileError` for kinds not
-    compiled yet and for a supernet whose weights do not fit in this machine's memory.
+    smaller rates (0 for the first).  ``channels_last``: the memory format of the 4-D weights and
+    of the input (``None``: on for :func:`conv_heavy` networks).  Raises
+    :class:`~spacelang.errors.CompileError` for kinds not compiled yet and for a supernet whose
+    weights do not fit in this machine's memory.
     """
-    return Supernet(space, drop_path=drop_path)
+    net = Supernet(space, drop_path=drop_path)
+    if channels_last is None:
+        channels_last = conv_heavy(net.spec)
+    return net.use_channels_last(channels_last) if channels_last else net

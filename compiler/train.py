@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from spacelang.errors import CheckpointError, OptionError
-from spacelang.util.atomic import write_text
+from spacelang.util.atomic import write_json, write_text
 
 from . import checkpoint as ckpt
-from . import distributed
+from . import distributed, retokenize
 from .distributed import Dist
 from .precision import MODES, check_mode, grad_scaler
 from .bn import bn_batches
@@ -46,11 +46,12 @@ from .rules.recipes import recipe_settings
 from .runlock import RunLock
 from .supernet import build_supernet
 
+RETOKENIZE_COLUMNS = retokenize.LOG_COLUMNS  # phase and training FLOPs of runs with --retokenize
 SAMPLERS = ("uniform", "sandwich")  # the rules `--sampler` (the old name of `--rule`) accepts
 # search-validation accuracy of the largest and the smallest subnet (not the best and worst arch);
 # conflict: the rule's gradient-conflict ratio in percent (NASViT Table 4/7; empty for uniform)
 LOG_FIELDS = ["epoch", "step", "lr", "loss", "acc_largest", "acc_smallest", "conflict", "conflict_raw",
-              "seconds", "images_per_s"]
+              *RETOKENIZE_COLUMNS, "seconds", "images_per_s"]
 #: every this many steps (and at the first step of an invocation) the ranks compare their archs
 ARCH_CHECK_EVERY = 50
 #: the names these columns had in logs written before the rename
@@ -69,6 +70,9 @@ class TrainConfig:
     kd: str = "kl"                # nasvit: in-place distillation divergence, kl | alpha (AlphaNet)
     prioritize: str = "sub"       # nasvit: gradient projection (Eq. 1), sub | sup | none
     projection: str = "global"    # nasvit: project the whole gradient vector or each tensor (global | tensor)
+    na: int = 16                  # multiarch: subnets a step, one masked forward/backward (ViT-ResNAS N_a)
+    warmup_sampling: float = 0.0  # multiarch: epochs over which the sampled range widens from the largest subnet
+    token_label: bool = False     # multiarch: token labelling with CutMix/Mixup switching (ViT-ResNAS §2.4)
     recipe: str = "deit"          # deit | nasvit (Table 5's weak recipe; compiler/rules/recipes.py)
     auto_augment: str | None = None  # timm auto-augmentation of image folders, e.g. rand-m1-n1
     lr: float = 1e-3              # AutoFormer Table 3 (batch 1024); also good at batch 64 on digits
@@ -85,6 +89,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     amp: str = "none"             # mixed precision: none | bf16 | fp16 (compiler/precision.py)
+    retokenize: str | None = None  # the stem's (stride, dilation) schedule, As-ViT §4 (compiler/retokenize.py)
     sampler: dataclasses.InitVar[str | None] = None  # the old name of ``rule`` (uniform, sandwich)
 
     def __post_init__(self, sampler: str | None) -> None:
@@ -121,8 +126,12 @@ class TrainConfig:
         recipe_settings(self.recipe, self.data)  # refuses an unknown recipe
         if self.epochs < 1 or self.batch_size < 1 or self.sandwich_k < 0:
             raise OptionError("epochs and batch size must be positive, sandwich k non-negative")
+        if self.retokenize is not None:
+            retokenize.check_covers(retokenize.parse_schedule(self.retokenize), self.epochs)
         if self.amp not in MODES:
             raise OptionError(f"amp must be one of {', '.join(MODES)}, got {self.amp!r}")
+        if (self.token_label or self.warmup_sampling) and self.rule != "multiarch":
+            raise OptionError(f"--token-label and --warmup-sampling are settings of --rule multiarch, not {self.rule}")
         if self.auto_augment and self.data in ("digits", "synthetic"):
             raise OptionError(f"auto-augmentation {self.auto_augment!r} needs images from an image folder; "
                               f"dataset {self.data} is held as tensors", hint="use --recipe nasvit without --auto-augment")
@@ -141,7 +150,8 @@ class TrainConfig:
                 f"  regular.  label smoothing {self.label_smoothing:g}, drop path {self.drop_path:g}, "
                 f"mixup {self.mixup:g}, cutmix {self.cutmix:g}, shift {self.shift} px, "
                 f"clip grad {'off' if not self.clip_grad else f'{self.clip_grad:g}'}",
-                f"  seed      {self.seed}, data workers {self.workers}, mixed precision {self.amp}"]
+                f"  seed      {self.seed}, data workers {self.workers}, mixed precision {self.amp}"] + \
+            ([f"  retokenize {self.retokenize} (stem stride,dilation by epoch)"] if self.retokenize else [])
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -272,7 +282,12 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                               warmup_t=int(cfg.warmup_epochs * steps_per_epoch), t_in_epochs=False)
     draw = sample or space.sample  # unconstrained, as AutoFormer and S3 (Alg. 2) train
     rule = create_rule(cfg)
+    rule.check_space(space)
     rule.setup(steps_per_epoch, total)
+    retok = retokenize.Retokenizer(space, net, cfg.retokenize, cfg.epochs) if cfg.retokenize else None
+    if retok is not None and not retok.ends_at_the_stem:
+        log(f"spacelang: warning: the last --retokenize phase is not {space.filename}'s own stem; evaluation "
+            f"and export after training use the stem as written")
     params = list(net.parameters())
 
     log_path = os.path.join(rundir, "log.csv")
@@ -311,7 +326,8 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
     epochs_run = 0
     try:
         while epoch < cfg.epochs:
-            net.train()
+            run = retok.net(epoch) if retok is not None else net  # the phase's token maps, the same weights
+            run.train()
             losses = []
             t_epoch, images = time.perf_counter(), 0
             for j, (x, y) in enumerate(data.train_loader(cfg.batch_size, cfg.seed, epoch, dist=dist)):
@@ -323,19 +339,22 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                 global_n = min(dist.world * cfg.batch_size, n_train - j * dist.world * cfg.batch_size)
                 share = len(x) / global_n  # this rank's mean loss times its share = its part of the global mean
                 images += global_n
+                if retok is not None:
+                    retok.count(epoch, archs, global_n)
                 g = torch.Generator().manual_seed(_mix_seed(cfg.seed, step))
                 x = random_shift(x, cfg.shift, g, offset=dist.rank * cfg.batch_size, total=global_n).to(device)
                 y = y.to(device)
                 target = y
-                if mixup is not None:
+                if mixup is not None and not rule.mixes_inputs:  # a rule that mixes itself gets the labels
                     if len(x) % 2 == 0:
                         x, target = mixup(x, y)
                     else:  # timm's batch mixup pairs images: an odd last batch gets smoothed labels only
                         target = mixup_target(y, space.classes, lam=1.0, smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 # the rule's forward/backward passes; it leaves the gradient summed over the ranks
-                step_loss = rule.step(StepContext(net, x, target, criterion, share, device, cfg.amp, scaler,
-                                                  dist, params, labels=y), archs)
+                step_loss = rule.step(StepContext(run, x, target, criterion, share, device, cfg.amp, scaler,
+                                                  dist, params, labels=y, offset=dist.rank * cfg.batch_size,
+                                                  step=step), archs)
                 if not math.isfinite(step_loss):
                     raise FloatingPointError(f"loss is {step_loss} at step {step}")
                 scaler.unscale_(opt)
@@ -350,12 +369,13 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
             epochs_run += 1
             seconds_epoch = time.perf_counter() - t_epoch
             # BatchNorm supernets (NASViT): each arch's statistics are recalibrated before it is measured
-            acc_max, acc_min = evaluate(net, [max_arch, min_arch], val, device=device, dist=dist, amp=cfg.amp,
+            acc_max, acc_min = evaluate(run, [max_arch, min_arch], val, device=device, dist=dist, amp=cfg.amp,
                                         bn_batches=bn_batches(net, data, dataclasses.asdict(cfg)))
             row = {"epoch": epoch, "step": step, "lr": f"{opt.param_groups[0]['lr']:.6g}",
                    "loss": f"{sum(losses) / max(len(losses), 1):.5f}", "acc_largest": f"{acc_max:.2f}",
                    "acc_smallest": f"{acc_min:.2f}", "seconds": f"{time.perf_counter() - t_start:.1f}",
-                   "images_per_s": f"{images / max(seconds_epoch, 1e-9):.1f}", **rule.epoch_metrics()}
+                   "images_per_s": f"{images / max(seconds_epoch, 1e-9):.1f}", **rule.epoch_metrics(),
+                   **(retok.epoch_metrics(epoch - 1) if retok is not None else {})}
             log_rows.append(row)
             bar.note(f"epoch {epoch}/{cfg.epochs}", loss=row["loss"], acc_largest=f"{acc_max:.1f}%",
                      acc_smallest=f"{acc_min:.1f}%")
@@ -376,6 +396,9 @@ def _train(space, cfg: TrainConfig, rundir: str, resume: bool, progress: bool, s
                 break
     finally:
         bar.close()
+    if retok is not None and dist.main and epoch >= cfg.epochs and (flops := retokenize.summary(log_rows)):
+        log(retokenize.summary_text(flops))
+        write_json(os.path.join(rundir, "retokenize.json"), flops)
     return result
 
 

@@ -155,20 +155,20 @@ def test_reference_spaces_export_onnx_and_pt2(name, tmp_path):
     _within_tolerance(prov)
 
 
-#: As-ViT's kinds at digits scale with the kernels fixed: the elastic patch kernel of
-#: examples/digits-asvit.space is not compiled by the patch_embed op yet (a CompileError at build)
+#: As-ViT's kinds at digits scale, elastic kernels included (the min arch takes sub-windows of
+#: the largest kernels)
 ASVIT = """\
-space asvit_fixed_kernels
+space asvit_digits
 input image 32 channels 1
 classes 10
 let final_heads = {4, 8}
-stem patch_embed { patch 4  kernel 7  padding 2  norm true  pos none  norm_before true }
+stem patch_embed { patch 4  kernel {5, 7}  padding (kernel - patch + 1) // 2  norm true  pos none  norm_before true }
 stage s1 {
   dim 32
   block transformer { heads final_heads // 4  qkv_dim dim  mlp_ratio {2, 3}  splits {1, 2, 4} }
 }
 stage s2 {
-  downsample patch_embed { patch 2  kernel 3  padding 1  norm true  pos none  norm_before true }
+  downsample patch_embed { patch 2  kernel {2, 3}  padding (kernel - patch + 1) // 2  norm true  pos none  norm_before true }
   dim 64
   block transformer { heads final_heads // 2  qkv_dim dim  mlp_ratio 2  splits {1, 2} }
 }

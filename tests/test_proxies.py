@@ -130,6 +130,12 @@ def test_network_features_are_pooled_and_norm_free():
     assert out.shape == (2, space.resolve(arch).stages[-1].dim)
     kept = P.features(P.build_network(space, arch, seed=0), norms="keep")
     assert any(isinstance(m, torch.nn.LayerNorm) for m in kept.modules())
+    # As-ViT's forward_features()[1]: pooled *before* the final norm — after a LayerNorm with unit
+    # gain the sum of the features would be constant and the NTK's gradients would vanish
+    assert kept.head.norm is None
+    with torch.no_grad():
+        sums = kept(torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))).sum(1)
+    assert float(sums.std()) > 1e-3 * float(sums.abs().mean())
 
 
 def test_proxy_command_json(capsys):
@@ -174,3 +180,104 @@ def test_the_search_wiring_imports_no_torch():
             "import spacelang.compiler.commands.proxy, spacelang.compiler.commands.scale; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _asvit_digits(path="digits-asvit.space"):
+    space = load(os.path.join(ROOT, "examples", path))
+    arch = {**space.sample(random.Random(2)), "s1.split": 2, "s2.split": 2}
+    return space, arch
+
+
+@pytest.mark.parametrize("params", ["all", "weights"])
+@pytest.mark.parametrize("norms", ["identity", "keep"])
+def test_hooked_per_sample_gradients_equal_vmap_through_split_attention(params, norms):
+    """The one-backward hook path (fused attention, windows folded into the batch) = torch.func's."""
+    from spacelang.compiler.proxies.ntk_condition import _selected, _vmap_per_sample_gradients, ntk_gram
+    from spacelang.compiler.proxies.sample_grads import hooked_per_sample_gradients
+    space, arch = _asvit_digits("digits-asvit-unfold.space" if norms == "keep" else "digits-asvit.space")
+    f = P.features(P.build_network(space, arch, seed=0), norms)
+    x = torch.randn(5, *space.input_shape(arch), generator=torch.Generator().manual_seed(0))
+    selected = {k: p for k, p in f.named_parameters() if _selected(k, params)}
+    hooked = hooked_per_sample_gradients(f, x, selected)
+    assert hooked is not None and list(hooked) == list(selected)
+    reference = _vmap_per_sample_gradients(f, x, params)
+    for name in selected:
+        ref = reference[name]
+        torch.testing.assert_close(hooked[name], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    j = torch.cat([g.reshape(5, -1) for g in reference.values()], 1).double()
+    torch.testing.assert_close(ntk_gram(f, x, params), j @ j.T, rtol=1e-5, atol=0)
+    if params == "weights":
+        assert not any(k.endswith("bias") for k in selected)
+
+
+def test_per_sample_gradients_fall_back_to_vmap_for_other_parameters():
+    """A parameter outside linear/conv/LayerNorm layers (a position embedding) takes the torch.func path."""
+    from spacelang.compiler.proxies.sample_grads import hooked_per_sample_gradients
+    space, arch = _digits_arch()
+    f = P.features(P.build_network(space, arch, seed=0))
+    x = torch.randn(3, *space.input_shape(arch), generator=torch.Generator().manual_seed(0))
+    params = dict(f.named_parameters())
+    assert any(not isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.LayerNorm))
+               for m in f.modules() if list(m.parameters(recurse=False)))
+    assert hooked_per_sample_gradients(f, x, params) is None
+    j = per_sample_gradients(f, x)
+    for i in range(3):
+        f.zero_grad()
+        f(x[i:i + 1]).sum().backward()
+        ref = torch.cat([p.grad.reshape(-1) for p in f.parameters()])
+        torch.testing.assert_close(j[i], ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_forward_mode_attention_equals_jvp_of_the_explicit_attention(monkeypatch, with_bias):
+    from torch.func import jvp
+    from spacelang.compiler.proxies import forward_attention as FA
+    monkeypatch.setattr(FA, "CHUNK_BYTES", 3 * 7 * 7 * 4)  # several chunks
+    g = torch.Generator().manual_seed(0)
+    q, k, v, dq, dk, dv = (torch.randn(2, 3, 2, 7, 4, generator=g, dtype=torch.float64) for _ in range(6))
+    bias = torch.randn(3, 1, 7, 7, generator=g, dtype=torch.float64) if with_bias else None
+
+    def explicit(q, k, v):
+        s = (q * 0.4) @ k.transpose(-2, -1)
+        return (s if bias is None else s + bias).softmax(-1) @ v
+
+    def fused(q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.4)
+
+    ref_out, ref_tangent = jvp(explicit, (q, k, v), (dq, dk, dv))
+    with FA.forward_mode_attention():
+        out, tangent = jvp(fused, (q, k, v), (dq, dk, dv))
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(tangent, ref_tangent)
+
+
+def test_length_distortion_of_a_network_with_attention_equals_the_explicit_path():
+    from torch.func import jvp
+    from spacelang.compiler.ops.functional import explicit_attention
+    space, arch = _asvit_digits()
+    f = P.features(P.build_network(space, arch, seed=1))
+    u0, u1 = random_plane(32 * 32, torch.Generator().manual_seed(0))
+    points, velocities = circle(u0, u1, (1, 32, 32))
+    with torch.no_grad():
+        speeds = curve_speeds(f, points, velocities)
+        with explicit_attention():
+            _, t = jvp(f, (points,), (velocities,))
+    torch.testing.assert_close(speeds, t.flatten(1).norm(dim=1), rtol=1e-5, atol=0)
+
+
+def test_length_distortion_radius_scales_a_linear_network_linearly():
+    f = Linear(torch.randn(5, 16, generator=torch.Generator().manual_seed(0)))
+    plane = random_plane(16, torch.Generator().manual_seed(1))
+    paper = P.get("le").fn(f, (1, 4, 4), None, plane=plane)
+    code = P.get("le").fn(f, (1, 4, 4), None, plane=plane, radius=1.0)
+    assert code == pytest.approx(paper / 4, rel=1e-6)  # √N = 4
+
+
+def test_score_arch_takes_norms_per_proxy():
+    space, arch = _asvit_digits()
+    proxies = P.parse_list("le,ntk")
+    mixed = P.score_arch(space, arch, proxies, inits=1, norms={"length_distortion": "identity", "ntk_condition": "keep"})
+    same = P.score_arch(space, arch, proxies, inits=1)
+    kept = P.score_arch(space, arch, proxies, inits=1, norms="keep")
+    assert mixed["length_distortion"] == same["length_distortion"]
+    assert mixed["ntk_condition"] == kept["ntk_condition"] != same["ntk_condition"]

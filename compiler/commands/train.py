@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 
-HELP = "train the weight-entangled supernet of a space (rules: uniform, sandwich, nasvit)"
+HELP = "train the weight-entangled supernet of a space (rules: uniform, sandwich, nasvit, multiarch)"
 
 # flags whose value is stored in the checkpoint's config (argparse default None = "not given")
 _CONFIG_FLAGS = ("data", "epochs", "batch_size", "rule", "sandwich_k", "kd", "prioritize", "projection", "recipe",
+                 "na", "warmup_sampling", "token_label",
                  "lr", "min_lr", "warmup_epochs",
                  "weight_decay", "label_smoothing", "drop_path", "mixup", "cutmix", "shift", "clip_grad", "seed",
-                 "workers", "amp")
+                 "workers", "amp", "retokenize")
 
 
 def add_arguments(p) -> None:
@@ -37,7 +38,8 @@ def add_arguments(p) -> None:
     p.add_argument("--rule", default=None, metavar="RULE",
                    help="training rule (compiler/rules/): uniform — one subnet per step (AutoFormer); "
                         "sandwich — max, min and k random (S3); nasvit — max with labels, min and k random "
-                        "with in-place KD, gradient projection (NASViT) (default uniform)")
+                        "with in-place KD, gradient projection (NASViT); multiarch — N_a subnets on N_a "
+                        "sub-batches in one masked forward/backward pass (ViT-ResNAS) (default uniform)")
     p.add_argument("--sampler", choices=("uniform", "sandwich"), default=None,
                    help="the old name of --rule (uniform or sandwich)")
     p.add_argument("--sandwich-k", type=count, default=None, metavar="K",
@@ -50,6 +52,16 @@ def add_arguments(p) -> None:
     p.add_argument("--projection", choices=("global", "tensor"), default=None,
                    help="nasvit: project the whole gradient vector or each parameter tensor (default global; "
                         "docs/nasvit-training.md)")
+    p.add_argument("--na", type=positive_int, default=None, metavar="N",
+                   help="multiarch: subnets sampled a step, each trained on 1/N of the batch (ViT-ResNAS N_a; "
+                        "default 16)")
+    p.add_argument("--warmup-sampling", type=nonnegative, default=None, metavar="E",
+                   help="multiarch: sample only the largest subnet at first and widen every width and depth "
+                        "range linearly over E epochs (ViT-ResNAS App. C uses a quarter of the epochs; "
+                        "default 0, off)")
+    p.add_argument("--token-label", action="store_true", default=None,
+                   help="multiarch: token labelling with patch-wise CutMix/Mixup switching (ViT-ResNAS §2.4; "
+                        "--mixup/--cutmix give the alphas); the head needs `token_label true`")
     p.add_argument("--recipe", choices=("deit", "nasvit"), default=None,
                    help="regularisation/augmentation preset: deit (AutoFormer/DeiT) or nasvit (NASViT Table 5: "
                         "RandAugment n=1 m=1 on image folders, 1-px shifts on digits, no weight decay, no drop "
@@ -77,6 +89,10 @@ def add_arguments(p) -> None:
                    help="seed of initialisation, data order and sampling (default 0)")
     p.add_argument("--workers", type=count, default=None,
                    help="data-loading processes for image folders (default 0)")
+    p.add_argument("--retokenize", default=None, metavar="SCHEDULE",
+                   help="progressive re-tokenization (As-ViT §4): the stem's stride,dilation by epoch, e.g. "
+                        "\"1-40:16,5 41-70:8,2 71-:4,1\" (1-based, inclusive; an optional third number sets the "
+                        "padding); the same weights, fewer tokens early; docs/asvit.md (default off)")
     p.add_argument("--resume", action="store_true", help="continue from RUNDIR/checkpoint")
     p.add_argument("--force", action="store_true", help="start afresh even if RUNDIR holds a trained checkpoint")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="N",

@@ -12,6 +12,7 @@ import torch.nn as nn
 from spacelang.errors import CompileError
 
 from . import functional as Fn
+from . import masked as M
 from .elastic import ElasticBatchNorm2d, ElasticConv2d
 from .embed import ElasticTokens, TokenHead, add_tokens
 from .registry import register
@@ -20,6 +21,10 @@ from .registry import register
 @register("conv_stem")
 class ConvStemOp(ElasticTokens, nn.Module):
     """The tokenizer at its largest widths (``width`` of the 3×3 convs and the output ``dim``)."""
+
+    masked = True  # multiarch support (:mod:`.masked`): BatchNorm per arch group
+    maskable_fields = frozenset({"width"})
+    masked_widths = ("in_dim", "dim", "width")
 
     def __init__(self, layer):
         super().__init__()
@@ -44,6 +49,24 @@ class ConvStemOp(ElasticTokens, nn.Module):
         y = torch.relu(self.bn2(self.conv2(a, w)))
         y = torch.relu(self.bn3(self.conv3(y, w))) + a
         return add_tokens(Fn.map_to_tokens(self.proj(y, f.dim)), *self._tokens(f))
+
+    def forward_masked(self, x: torch.Tensor, layer, m: M.SlotMasks) -> torch.Tensor:
+        """Multiarch forward: each BatchNorm normalises every arch's samples by their own group's
+        statistics (:func:`.masked.group_batch_norm`); maps masked to each sample's width, tokens
+        to its dim."""
+        f = layer.fields
+        if f.patch != self.patch:
+            raise CompileError(f"conv_stem: an elastic patch is not compiled (supernet {self.patch}, arch {f.patch})")
+        w = f.width
+        width = m.width("width", w)
+
+        def bn(t, norm):
+            return width.apply_map(torch.relu(M.group_batch_norm(t, norm, m.step, width)))
+
+        a = bn(self.conv1(x, w), self.bn1)
+        y = bn(self.conv3(bn(self.conv2(a, w), self.bn2), w), self.bn3) + a
+        z = add_tokens(Fn.map_to_tokens(self.proj(y, f.dim)), *self._tokens(f))
+        return m.width("dim", f.dim).apply(z)
 
     def extract(self, layer) -> "ConvStem":
         f = layer.fields

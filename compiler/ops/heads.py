@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from spacelang.errors import CompileError
 
+from . import masked as M
 from .elastic import ElasticLayerNorm, ElasticLinear
 from .registry import register
 
@@ -35,6 +36,10 @@ class PreLogits(nn.Module):
 class LinearHeadOp(nn.Module):
     """The head at the largest input width."""
 
+    masked = True  # multiarch support (:mod:`.masked`)
+    maskable_fields = frozenset()
+    masked_widths = ("in_dim", "dim")
+
     def __init__(self, layer):
         super().__init__()
         f = layer.fields
@@ -55,6 +60,34 @@ class LinearHeadOp(nn.Module):
         if f.pre_logits:
             x = torch.tanh(self.pre_logits(x, c, c))
         return self.fc(x, c, f.classes)
+
+    def token_logits(self, x: torch.Tensor, layer) -> torch.Tensor:
+        """The token-labelling classifier's logits ``(B, N_patches, classes)`` (training only)."""
+        f = layer.fields
+        if self.token_fc is None or not f.token_label:
+            raise CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+        if f.norm:
+            x = self.norm(x, f.in_dim)
+        return self.token_fc(x[:, 1:] if f.cls else x, f.in_dim, f.classes)
+
+    def forward_masked(self, x: torch.Tensor, layer, m: M.SlotMasks, tokens: bool = False):
+        """Multiarch forward: masked LayerNorms; with ``tokens`` also the token logits."""
+        f = layer.fields
+        c = f.in_dim
+        width = m.width("in_dim", c)
+        if tokens and (self.token_fc is None or not f.token_label):
+            raise CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+        if f.norm:
+            x = M.norm_masked(self.norm, x, width)
+        y = pool(x, f.pool, f.cls)
+        if f.fc_norm:
+            y = M.norm_masked(self.fc_norm, y[:, None], width)[:, 0]
+        if f.pre_logits:
+            y = width.apply(torch.tanh(self.pre_logits(y, c, c))[:, None])[:, 0]
+        logits = self.fc(y, c, f.classes)
+        if not tokens:
+            return logits
+        return logits, self.token_fc(x[:, 1:] if f.cls else x, c, f.classes)
 
     def extract(self, layer) -> "LinearHead":
         f = layer.fields

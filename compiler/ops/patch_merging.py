@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from . import functional as Fn
+from . import masked as M
 from .elastic import ElasticLayerNorm, ElasticLinear
 from .registry import register
 
@@ -14,6 +15,10 @@ from .registry import register
 @register("patch_merging")
 class PatchMergingOp(nn.Module):
     """Patch merging at the largest input and output widths."""
+
+    masked = True  # multiarch support (:mod:`.masked`)
+    maskable_fields = frozenset()
+    masked_widths = ("in_dim", "dim")
 
     def __init__(self, layer):
         super().__init__()
@@ -25,6 +30,15 @@ class PatchMergingOp(nn.Module):
         f = layer.fields
         c = 4 * f.in_dim
         return self.reduction(self.norm(Fn.merge_2x2(x, f.in_size), c), c, f.dim)
+
+    def forward_masked(self, x: torch.Tensor, layer, m: M.SlotMasks) -> torch.Tensor:
+        """Multiarch forward.  The channel-major gather puts a sample's ``4·c`` merged channels
+        first (:func:`.functional.merge_2x2`), so its width is again a prefix: masked LayerNorm
+        over ``4·c``, then the reduction masked to each output width."""
+        f = layer.fields
+        c = 4 * f.in_dim
+        y = M.norm_masked(self.norm, Fn.merge_2x2(x, f.in_size), m.width("in_dim", c, factor=4))
+        return m.width("dim", f.dim).apply(self.reduction(y, c, f.dim))
 
     def extract(self, layer) -> "PatchMerging":
         f = layer.fields

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import functional as Fn
+from . import masked as M
 from .elastic import ElasticConv2d, ElasticLayerNorm, ElasticLinear, new_param
 from .embed import TokenHead, pos_embed_for
 from .registry import register
@@ -34,6 +35,10 @@ def _reduce(x, size: int, cls: bool, out: int, norm, conv, pos, token_linear) ->
 class RSROp(nn.Module):
     """Residual spatial reduction at the largest input and output widths."""
 
+    masked = True  # multiarch support (:mod:`.masked`)
+    maskable_fields = frozenset()
+    masked_widths = ("in_dim", "dim")
+
     def __init__(self, layer):
         super().__init__()
         f = layer.fields
@@ -51,6 +56,16 @@ class RSROp(nn.Module):
         c, out = f.in_dim, f.dim
         return _reduce(x, f.in_size, f.cls, out, lambda t: self.norm(t, c), lambda t: self.conv(t, out),
                        self._pos(f), lambda t: self.token_linear(t, c, out))
+
+    def forward_masked(self, x: torch.Tensor, layer, m: M.SlotMasks) -> torch.Tensor:
+        """Multiarch forward: masked LayerNorm over each sample's input width; the conv, position
+        embedding, padded skip and class-token linear at the union width, masked to each output width."""
+        f = layer.fields
+        c, out = f.in_dim, f.dim
+        width = m.width("in_dim", c)
+        z = _reduce(x, f.in_size, f.cls, out, lambda t: M.norm_masked(self.norm, t, width),
+                    lambda t: self.conv(t, out), self._pos(f), lambda t: self.token_linear(t, c, out))
+        return m.width("dim", out).apply(z)
 
     def extract(self, layer) -> "RSR":
         f = layer.fields

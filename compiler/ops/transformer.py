@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.layers import DropPath, LayerScale, Mlp
 
 from . import functional as Fn
+from . import masked as M
 from .elastic import ElasticLayerNorm, ElasticLinear, ElasticQKV, copy_param, lead, new_param
 from .registry import register
 from .split_attention import split_attention
@@ -62,6 +64,46 @@ class ElasticAttention(nn.Module):
         if f.splits > 1:  # As-ViT: S×S windows, no shift, no bias table
             return split_attention(x, f.size, f.splits, lambda w: self._core(w, f, None, f.size // f.splits))
         return self._core(x, f, None, f.size)
+
+    def forward_masked(self, x: torch.Tensor, f, m: M.SlotMasks) -> torch.Tensor:
+        """Multiarch forward (:mod:`.masked`): ``f`` the union layer, ``m`` the slot's per-sample widths."""
+        if f.window:
+            return Fn.windowed(x, f.size, f.window, f.shift,
+                               lambda w, mask: self._core_masked(w, f, m, mask, f.window))
+        if f.splits > 1:
+            return split_attention(x, f.size, f.splits,
+                                   lambda w: self._core_masked(w, f, m, None, f.size // f.splits))
+        return self._core_masked(x, f, m, None, f.size)
+
+    def _core_masked(self, x: torch.Tensor, f, m: M.SlotMasks, mask, side: int) -> torch.Tensor:
+        heads, hd = f.heads, f.head_dim
+        dim = x.shape[-1]
+        rows = max(m.values("qkv_dim"))  # the widest arch's q (= k = v) channels
+        qkv = self._qkv_rows(x, rows, f.qkv_bias)
+        bias = Fn.window_bias(self.relative_position_bias_table, heads, f.window, self.window) \
+            if f.window else None
+        rel_k, rel_v = self._rel(f, side)
+        if m.uniform("head_dim"):
+            # a sample's heads are the leading heads, and heads never mix: zeroing the output of
+            # the others leaves each sample exactly its own heads (and their gradients)
+            q, k, v = Fn.split_qkv(qkv, heads, hd)
+            out = m.width("qkv_dim", rows).apply(Fn.attend(q, k, v, hd ** -0.5, bias, mask, rel_k, rel_v))
+        else:  # heads re-laid per sample (head i of d channels → union head i), per-sample scale
+            to_heads, to_flat, scale = M.head_layout(m, heads, hd, rows)
+            q, k, v = (M.gather_channels(t, to_heads) for t in qkv.split(rows, dim=-1))
+            q = (q.reshape(scale.shape[0], -1) * scale[:, None]).reshape(q.shape)
+            q, k, v = (t.reshape(*t.shape[:2], heads, hd).transpose(1, 2) for t in (q, k, v))
+            out = M.gather_channels(Fn.attend(q, k, v, 1.0, bias, mask, rel_k, rel_v), to_flat)
+        return M.linear_masked(self.proj, out, rows, m.out_width(dim))
+
+    def _qkv_rows(self, x: torch.Tensor, rows: int, bias: bool) -> torch.Tensor:
+        """``(…, 3·rows)``: the leading ``rows`` channels of q, k and v in one linear."""
+        w, b, qkv_dim = self.qkv.weight, self.qkv.bias if bias else None, self.qkv.qkv_dim
+        c = x.shape[-1]
+        if rows != qkv_dim or c != self.qkv.in_features:
+            w = w.view(3, qkv_dim, -1)[:, :rows, :c].reshape(3 * rows, c)
+            b = b.view(3, qkv_dim)[:, :rows].reshape(-1) if b is not None else None
+        return F.linear(x, w, b)
 
     def extract(self, f) -> "Attention":
         heads, hd, dim = f.heads, f.head_dim, f.dim
@@ -130,6 +172,13 @@ class ElasticMlp(nn.Module):
         dim = x.shape[-1]
         return self.fc2(self.act(self.fc1(x, dim, hidden)), hidden, dim)
 
+    def forward_masked(self, x: torch.Tensor, hidden: int, m: M.SlotMasks) -> torch.Tensor:
+        """Multiarch forward: fc1's output masked to each sample's hidden width (GELU keeps the zeros),
+        fc2's to its dim."""
+        dim = x.shape[-1]
+        h = self.act(M.linear_masked(self.fc1, x, dim, m.width("hidden", hidden)))  # GELU(0) = 0
+        return M.linear_masked(self.fc2, h, hidden, m.out_width(dim))
+
     def extract(self, dim: int, hidden: int) -> Mlp:
         m = Mlp(dim, hidden, act_layer=nn.GELU)
         m.fc1, m.fc2 = self.fc1.extract(dim, hidden), self.fc2.extract(hidden, dim)
@@ -158,6 +207,12 @@ class TransformerOp(nn.Module):
     each branch scaled by its layer-scale γ when ``layer_scale``; ``drop_path`` is the slot's
     stochastic-depth rate (on both residual branches)."""
 
+    #: multiarch support (:mod:`.masked`): the syntax fields that may differ between the archs of
+    #: one step, and the normalised width fields the masks follow
+    masked = True
+    maskable_fields = frozenset({"heads", "head_dim", "qkv_dim", "hidden", "mlp_ratio"})
+    masked_widths = ("in_dim", "dim", "heads", "head_dim", "qkv_dim", "hidden")
+
     def __init__(self, layer, drop_path: float = 0.0):
         super().__init__()
         f = layer.fields
@@ -177,6 +232,16 @@ class TransformerOp(nn.Module):
         x = x + self.drop_path(self.ls1(a) if f.layer_scale else a)
         m = self.mlp(self.norm2(x, dim), f.hidden)
         return x + self.drop_path(self.ls2(m) if f.layer_scale else m)
+
+    def forward_masked(self, x: torch.Tensor, layer, m: M.SlotMasks) -> torch.Tensor:
+        """Multiarch forward (:mod:`.masked`): ``layer`` the union layer of the step's archs, ``m``
+        each sample's widths; every sample computes exactly its own arch's block."""
+        f = layer.fields
+        width = m.width("dim", f.dim)
+        a = self.attn.forward_masked(M.norm_masked(self.norm1, x, width), f, m)
+        x = x + self.drop_path(self.ls1(a) if f.layer_scale else a)
+        h = self.mlp.forward_masked(M.norm_masked(self.norm2, x, width), f.hidden, m)
+        return x + self.drop_path(self.ls2(h) if f.layer_scale else h)
 
     def extract(self, layer) -> "Block":
         f = layer.fields

@@ -16,7 +16,7 @@ import math
 import torch
 from torch.func import jvp
 
-from ..ops.functional import explicit_attention
+from .forward_attention import forward_mode_attention
 from .registry import register
 
 ANGLES = 10  # As-ViT's released code samples 10 angles
@@ -31,11 +31,13 @@ def random_plane(n: int, generator: torch.Generator, dtype=torch.float32) -> tup
     return u0.to(dtype), (b / b.norm()).to(dtype)
 
 
-def circle(u0: torch.Tensor, u1: torch.Tensor, shape: tuple[int, ...], angles: int = ANGLES):
-    """Points ``h(θ_k)`` and velocities ``h'(θ_k)`` of the circle of radius √N, as image batches."""
+def circle(u0: torch.Tensor, u1: torch.Tensor, shape: tuple[int, ...], angles: int = ANGLES,
+           radius: float | None = None):
+    """Points ``h(θ_k)`` and velocities ``h'(θ_k)`` of the circle of ``radius`` (default √N, the
+    paper's), as image batches."""
     theta = torch.arange(angles, dtype=torch.float64) * (2 * math.pi / angles)
     c, s = theta.cos().to(u0.dtype)[:, None], theta.sin().to(u0.dtype)[:, None]
-    r = math.sqrt(u0.numel())
+    r = math.sqrt(u0.numel()) if radius is None else float(radius)
     points = r * (c * u0 + s * u1)
     velocities = r * (-s * u0 + c * u1)
     return points.view(angles, *shape), velocities.view(angles, *shape)
@@ -43,17 +45,20 @@ def circle(u0: torch.Tensor, u1: torch.Tensor, shape: tuple[int, ...], angles: i
 
 def curve_speeds(f, points: torch.Tensor, velocities: torch.Tensor) -> torch.Tensor:
     """‖J_f(h(θ_k)) h'(θ_k)‖ for each angle: one batched forward-mode pass."""
-    # the fused attention kernel has no forward-mode derivative: the same function, explicitly
-    with explicit_attention():
+    # the fused attention kernel has no forward-mode derivative: routed through one written out
+    with forward_mode_attention():
         _, tangents = jvp(f, (points,), (velocities,))
     return tangents.flatten(1).norm(dim=1)
 
 
 @register("length_distortion", alias="le", higher_is_better=True)
-def length_distortion(f, input_shape, generator: torch.Generator, angles: int = ANGLES, plane=None) -> float:
-    """Expected length distortion L_E of a circle in a random 2-D plane of input space (higher: more complex)."""
+def length_distortion(f, input_shape, generator: torch.Generator, angles: int = ANGLES, plane=None,
+                      radius: float | None = None) -> float:
+    """Expected length distortion L_E of a circle in a random 2-D plane of input space (higher: more complex).
+
+    ``radius`` defaults to the paper's √N; As-ViT's released code uses 1 (an ablation option)."""
     n = math.prod(input_shape)
     u0, u1 = plane if plane is not None else random_plane(n, generator)
-    points, velocities = circle(u0.reshape(-1), u1.reshape(-1), tuple(input_shape), angles)
+    points, velocities = circle(u0.reshape(-1), u1.reshape(-1), tuple(input_shape), angles, radius)
     with torch.no_grad():
         return float(curve_speeds(f, points, velocities).mean())

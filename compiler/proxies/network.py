@@ -7,9 +7,13 @@ that arch would start from.  Building it from the arch rather than slicing a sup
 elastic kernels (As-ViT's K1 ∈ {4..8}) compile too, and each topology is initialised as a network
 of its own size (the ops initialise with fixed standard deviations, so the two agree in law).
 
-:func:`features` turns it into the map proxies measure: images → the head's pooled features
-(after the head's norm and pooling, before the classifier).  ``norms="identity"`` replaces every
-normalisation layer with the identity, as As-ViT's released code does when it measures L_E.
+:func:`features` turns it into the map proxies measure: images → the last stage's tokens,
+pooled as the head pools them, *before* the head's norm, pre-logits and classifier — the second
+output of As-ViT's ``forward_features`` (``avgpool`` of the features before ``self.norm``), which
+its released code differentiates for both L_E and the NTK.  (With the final LayerNorm kept, the
+*sum* of its outputs is the constant Σβ, so the NTK's per-sample gradient of the summed output
+would vanish before the norm.)  ``norms="identity"`` replaces every normalisation layer with the
+identity, as As-ViT's released code does when it measures L_E; ``"keep"`` keeps them (its NTK).
 """
 from __future__ import annotations
 
@@ -45,12 +49,16 @@ def build_network(space, arch: Mapping[str, Any], seed: int) -> Subnet:
 
 
 def features(net: Subnet, norms: str = "identity") -> nn.Module:
-    """``net`` as images → pooled features (classifier removed), in eval mode, gradients on."""
+    """``net`` as images → pooled features before the head's norm (norm, pre-logits and classifier
+    removed), in eval mode, gradients on."""
     if norms not in NORMS:
         raise ValueError(f"norms must be one of {NORMS}, got {norms!r}")
     if not isinstance(getattr(net.head, "fc", None), nn.Linear):
         raise CompileError(f"proxies need a head with a linear classifier `fc`, not {type(net.head).__name__}")
     net.head.fc = nn.Identity()
+    for part in ("norm", "fc_norm", "pre_logits"):  # As-ViT's forward_features()[1]: pooled, before the norm
+        if getattr(net.head, part, None) is not None:
+            setattr(net.head, part, None)
     if norms == "identity":
         _replace_norms(net)
     return net.eval()

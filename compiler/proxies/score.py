@@ -26,22 +26,28 @@ def init_seed(seed: int, i: int) -> int:
 
 
 def score_arch(space, arch: Mapping[str, Any], proxies: Sequence[Proxy], seed: int = 0, inits: int = INITS,
-               norms: str = "identity", options: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
+               norms: str | Mapping[str, str] = "identity",
+               options: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
     """``{proxy name: mean score, …, "values": {name: [per init]}, "cv": {name: std/mean}, "seconds": s}``.
 
+    ``norms`` is one setting for every proxy or a mapping proxy name → setting (``"identity"``
+    where a proxy is not named); the networks of one init have the same weights either way.
     ``options`` maps a proxy name to extra keyword arguments of its function (``angles``,
-    ``batch``).  The space validates the arch (:class:`~spacelang.errors.ArchError` otherwise).
+    ``batch``, ``radius``, ``params``).  The space validates the arch
+    (:class:`~spacelang.errors.ArchError` otherwise).
     """
     arch = space.validate(arch)
     options = options or {}
+    per_proxy = {p.name: (norms if isinstance(norms, str) else norms.get(p.name, "identity")) for p in proxies}
     values: dict[str, list[float]] = {p.name: [] for p in proxies}
     start = time.perf_counter()
     for i in range(inits):
         s = init_seed(seed, i)
-        f = features(build_network(space, arch, s), norms)
+        nets = {n: features(build_network(space, arch, s), n) for n in dict.fromkeys(per_proxy.values())}
         for k, p in enumerate(proxies):
             g = torch.Generator().manual_seed(s + k + 1)
-            values[p.name].append(p.fn(f, space.input_shape(arch), g, **options.get(p.name, {})))
+            values[p.name].append(p.fn(nets[per_proxy[p.name]], space.input_shape(arch), g,
+                                       **options.get(p.name, {})))
     out: dict[str, Any] = {p.name: statistics.fmean(values[p.name]) for p in proxies}
     out["values"] = values
     out["cv"] = {n: _cv(v) for n, v in values.items()}

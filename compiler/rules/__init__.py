@@ -6,15 +6,18 @@ registered by name as timm registers models (DESIGN.md §10):
 - ``uniform``  (AutoFormer §3.3)  one random subnet a step;
 - ``sandwich`` (S3 Alg. 2, BigNAS) the largest, the smallest and k random subnets, gradients summed;
 - ``nasvit``   (NASViT §3, App. C.1) the largest with the labels, the smallest and k random with
-  in-place distillation from the detached largest, gradient projection (Eq. 1).
+  in-place distillation from the detached largest, gradient projection (Eq. 1);
+- ``multiarch`` (ViT-ResNAS §2.3, App. C) N_a subnets on N_a sub-batches in one masked
+  forward/backward pass; sampling warm-up; token labelling with CutMix/Mixup switching (§2.4).
 
 A rule is a class with a ``name`` registered by :func:`register`; :func:`create_rule` builds the
-rule a :class:`~spacelang.compiler.train.TrainConfig` names.  A new rule (ViT-ResNAS's
-``multiarch``, say) is one module in this package that calls :func:`register` (and an import
-below): its settings are TrainConfig fields (stored in the checkpoint) that its ``check``
-validates; ``setup(steps_per_epoch, total_steps)`` gives it the schedule (a sampling warm-up);
+rule a :class:`~spacelang.compiler.train.TrainConfig` names.  A new rule is one module in this
+package that calls :func:`register` (and an import below): its settings are TrainConfig fields
+(stored in the checkpoint) that its ``check`` validates (``check_space`` refuses spaces it cannot
+train); ``setup(steps_per_epoch, total_steps)`` gives it the schedule (a sampling warm-up);
 ``archs`` may return many archs and ``step`` may run them in one masked forward pass on
-sub-batches of ``ctx.x`` (``ctx.labels`` holds the unmixed labels for targets of its own).  The
+sub-batches of ``ctx.x`` (``ctx.offset``: the slice's place in the global batch; a rule with
+``mixes_inputs`` gets unmixed ``ctx.labels`` and makes its own targets).  The
 registry-parametrised tests in ``tests/test_rules.py`` then exercise it (training, exact resume,
 2 processes against 1).
 """
@@ -55,6 +58,6 @@ def create_rule(cfg) -> Rule:
 
 
 # the built-in rules register themselves on import
-from . import nasvit, sandwich, uniform  # noqa: E402,F401
+from . import multiarch, nasvit, sandwich, uniform  # noqa: E402,F401
 
 __all__ = ["RULES", "Rule", "StepContext", "register", "rule_names", "rule_class", "create_rule", "step_rng"]

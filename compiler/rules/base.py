@@ -48,6 +48,8 @@ class StepContext:
     dist: Any                     # compiler.distributed.Dist
     params: list
     labels: Any = None            # the class indices before mixup (rules that make their own targets)
+    offset: int = 0               # where this slice starts in the step's global batch (ranks hold contiguous slices)
+    step: int = 0                 # the optimizer step (rules that draw per-step randomness: token labelling)
 
     @property
     def empty(self) -> bool:
@@ -73,6 +75,9 @@ class Rule:
     name: str = ""
     #: trains the largest subnet together with others: log.csv gets its gradient-conflict ratio
     measures_conflict: bool = False
+    #: the rule mixes its own inputs and targets (token labelling): the loop's mixup/cutmix is
+    #: bypassed and ``ctx.target`` holds the unmixed labels
+    mixes_inputs: bool = False
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -81,6 +86,10 @@ class Rule:
     @classmethod
     def check(cls, cfg) -> None:
         """Refuse settings this rule cannot run with (:class:`~spacelang.errors.OptionError`)."""
+
+    def check_space(self, space) -> None:
+        """Refuse a space this rule cannot train (:class:`~spacelang.errors.CompileError`); called
+        once before the first step."""
 
     def setup(self, steps_per_epoch: int, total_steps: int) -> None:
         """Called once before the first step: the schedule's length (a rule whose sampling changes
