@@ -22,6 +22,7 @@ from timm.optim import create_optimizer_v2
 
 import spacelang as sl
 from spacelang.compiler import build_supernet
+from spacelang.compiler.allocator import keep_large_allocations
 from spacelang.compiler.supernet import conv_heavy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    keep_large_allocations()  # as every spacelang command that runs networks
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds, load {os.getloadavg()[0]:.1f}")
     for path, batch in CASES:
         compare(path, batch, args.rounds)

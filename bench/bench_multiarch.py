@@ -41,6 +41,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import spacelang as sl  # noqa: E402
+from spacelang.compiler.allocator import keep_large_allocations  # noqa: E402
 
 DIGITS = os.path.join(ROOT, "examples", "digits-resnas.space")
 TINY = os.path.join(ROOT, "spaces", "vit-resnas-tiny.space")
@@ -262,6 +263,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    keep_large_allocations()  # as every spacelang command that runs networks
     out = {}
     if args.what in ("steps", "all"):
         out["steps_digits"] = bench_steps(sl.load(DIGITS), args.batch_steps, 16, args.rounds, args.device)

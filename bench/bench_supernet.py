@@ -40,6 +40,7 @@ import torch
 
 import spacelang as sl
 from spacelang.compiler import build_supernet
+from spacelang.compiler.allocator import keep_large_allocations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = os.path.join(ROOT, "spaces", "autoformer-tiny.space")
@@ -183,6 +184,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_large_allocations()  # as every spacelang command that runs networks
     if args.memory_child:
         print(json.dumps(memory_child(*args.memory_child, args.batch, args.seed)))
         return 0

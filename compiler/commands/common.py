@@ -6,8 +6,13 @@ import sys
 
 def set_threads(n: int | None) -> None:
     """Use ``n`` intra-op threads (None: torch's default).  On a busy machine 1 thread beats
-    oversubscribed OpenMP by an order of magnitude for these small models."""
+    oversubscribed OpenMP by an order of magnitude for these small models.  Also keeps large
+    tensor allocations in glibc's heap (:mod:`spacelang.compiler.allocator`): every command that
+    runs networks calls this first."""
     import torch
+
+    from ..allocator import keep_large_allocations
+    keep_large_allocations()
     if n:
         torch.set_num_threads(n)
 
