@@ -50,17 +50,6 @@ def _op(kind: str):
     return op
 
 
-def _layers(space):
-    """``(where, LayerIR)`` of every layer of the space's skeleton."""
-    yield "the stem", space.stem
-    for st in space.stages:
-        if st.transition is not None:
-            yield f"{st.name}'s downsample", st.transition
-        for b in st.blocks:
-            yield f"block {st.name}.{b.index}", b
-    yield "the head", space.head
-
-
 def check_multiarch(space) -> None:
     """Raise :class:`CompileError` unless every arch of ``space`` can share a multiarch pass.
 
@@ -71,18 +60,19 @@ def check_multiarch(space) -> None:
     """
     if space in _checked:
         return
-    for _where, layer in _layers(space):
-        _op(layer.kind)
+    for slot in space.slots:
+        _op(slot.layer.kind)
     if refs(space.resolution):
         raise CompileError("the input resolution is a dimension: multi-architecture sampling runs all the "
                            "subnets of a step on one batch of one resolution", hint=_HINT)
     for d in space.dims:  # a stage width, depth or presence gate passes unless a layer field reads it
-        for where, layer in _layers(space):
+        for slot in space.slots:
+            layer = slot.layer
             op = get_op(layer.kind)
             for name, expr in layer.fields.items():
                 if d.path in refs(expr) and name not in op.maskable_fields:
                     raise CompileError(
-                        f"dimension {d.path} changes `{name}` of {where} ({layer.kind}), which "
+                        f"dimension {d.path} changes `{name}` of {slot.path} ({layer.kind}), which "
                         f"multi-architecture sampling cannot mask", hint=_HINT)
     _checked.add(space)
 

@@ -27,7 +27,7 @@ import os
 from typing import Callable
 
 from spacelang.cost import Cost
-from spacelang.errors import CheckpointError, SearchError
+from spacelang.errors import CheckpointError, OptionError, SearchError
 from spacelang.util.archkey import arch_json
 from spacelang.util.atomic import write_figure, write_json, write_jsonl
 
@@ -103,6 +103,9 @@ def run_search(rundir: str, out: str, bounds=None, strategy: str = "evolution", 
     "predicted"``, ``predicted_accuracy``, no ``accuracy``) and OUT/predictor.json the predictor's
     held-out Kendall τ and RMSE and the measured front, predicted vs measured.
     """
+    if num is not None and strategy != "random":  # never silently ignored
+        raise OptionError(f"--evaluations sets random search's budget; {strategy} search's comes from its own "
+                          f"settings", hint="drop --evaluations, or use --strategy random")
     dist = distributed.setup(device)
     if dist.main:
         ensure_dir(out)

@@ -399,3 +399,32 @@ def test_time_multiarch_step(case, capsys):
     a, b = min(times[multi][1:]), min(times[largest][1:])
     with capsys.disabled():
         print(f"\n{case}: multiarch N_a=16 B=64 {a * 1e3:.1f} ms, largest arch {b * 1e3:.1f} ms, ratio {a / b:.2f}")
+
+
+@pytest.mark.slow  # the shipped spaces at 224² (~1 min): the scaled-down CASES cover the same kinds in CI
+@pytest.mark.parametrize("name", ["vit-resnas-tiny", "autoformer-tiny"])
+def test_shipped_spaces_outputs_and_gradients(name):
+    space = sl.load(os.path.join(SPACES, f"{name}.space"))
+    from spacelang.compiler import build_supernet
+    torch.manual_seed(0)
+    net = build_supernet(space)
+    archs = [space.max_arch(), space.min_arch(), space.sample(random.Random(1))]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 3, 224, 224, generator=g)
+    assign, y = torch.tensor([2, 0, 1]), torch.tensor([1, 2, 3])
+    net.zero_grad()
+    out = net.forward_multi(x, archs, assign)
+    F.cross_entropy(out, y).backward()
+    got = grads(net)
+    want = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
+    for k, arch in enumerate(archs):
+        sel = assign == k
+        net.zero_grad()
+        ref = net(x[sel], arch)
+        assert close(out[sel].detach(), ref.detach())
+        (F.cross_entropy(ref, y[sel]) * (sel.sum() / len(y))).backward()
+        for n, v in grads(net).items():
+            want[n] += v
+    for n in want:
+        scale = max(want[n].abs().max().item(), 1e-6)
+        assert max_diff(got[n], want[n]) <= 1e-5 * scale + 1e-7, n

@@ -118,6 +118,11 @@ def test_search_errors_exit_2(tmp_path, trained, capsys):
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["search", run, "-o", str(tmp_path / "o"), "--where", "latency<3"]) == 2
     assert main(["search", run, "-o", str(tmp_path / "o"), "--where", "params<10"] + SMALL) == 2
+    capsys.readouterr()
+    # an option only another strategy reads is refused, not silently ignored
+    for flag, value in (("--evaluations", "4"), ("--steps", "3"), ("--samples", "8")):
+        assert main(["search", run, "-o", str(tmp_path / "o"), flag, value] + SMALL) == 2
+        assert f"{flag} is an option of --strategy" in capsys.readouterr().err
 
 
 def test_compile_json_and_search_on_compiled_checkpoint(tmp_path, capsys):

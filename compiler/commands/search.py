@@ -54,7 +54,26 @@ def add_arguments(p) -> None:
     add_reinforce_arguments(p)
 
 
+#: options only some strategies read: flag → (argparse dest, the strategies that read it)
+STRATEGY_OPTIONS = {
+    "--evaluations": ("num", ("random",)),
+    "--samples": ("samples", ("predictor",)),
+    "--front": ("front", ("predictor",)),
+    "--proxy": ("proxy", ("reinforce",)),
+    "--steps": ("steps", ("reinforce",)),
+    "--inits": ("inits", ("reinforce",)),
+    "--policy-lr": ("policy_lr", ("reinforce",)),
+}
+
+
 def run(args) -> int:
+    foreign = [flag for flag, (dest, strategies) in STRATEGY_OPTIONS.items()
+               if getattr(args, dest) is not None and args.strategy not in strategies]
+    if foreign:  # an option of another strategy is refused, never silently ignored
+        from .common import error
+        flag = foreign[0]
+        return error(f"{flag} is an option of --strategy {' or '.join(STRATEGY_OPTIONS[flag][1])}, "
+                     f"not {args.strategy}")
     if args.strategy == "reinforce":  # no supernet: proxies score randomly initialised networks
         from ..proxies.search import run_proxy_search
         return run_proxy_search(args)

@@ -15,15 +15,20 @@ import sys
 from spacelang.errors import OptionError, SpacelangError
 
 
+#: the reinforce options' values when not given (the options default to None, so that the search
+#: command can refuse them with another strategy instead of ignoring them)
+DEFAULTS = {"proxy": "le,ntk", "steps": 500, "inits": 5, "policy_lr": 0.05}
+
+
 def add_reinforce_arguments(p) -> None:
     """The options of ``--strategy reinforce`` (``--seed``, ``--json``, ``--threads``, ``-o`` are the command's)."""
     from spacelang.commands.options import positive, positive_int
     g = p.add_argument_group("reinforce (As-ViT topology search; the positional argument is a .space file)")
-    g.add_argument("--proxy", default="le,ntk", metavar="LIST",
+    g.add_argument("--proxy", default=None, metavar="LIST",
                    help="proxies of the reward: le (L_E, higher is better), ntk (κ, lower is better); default le,ntk")
-    g.add_argument("--steps", type=positive_int, default=500, help="policy-gradient steps (default 500, as As-ViT)")
-    g.add_argument("--inits", type=positive_int, default=5, help="random initialisations per proxy score (default 5)")
-    g.add_argument("--policy-lr", type=positive, default=0.05, help="Adam step on the policy's logits (default 0.05)")
+    g.add_argument("--steps", type=positive_int, default=None, help="policy-gradient steps (default 500, as As-ViT)")
+    g.add_argument("--inits", type=positive_int, default=None, help="random initialisations per proxy score (default 5)")
+    g.add_argument("--policy-lr", type=positive, default=None, help="Adam step on the policy's logits (default 0.05)")
 
 
 def proxy_evaluator(space, proxies, seed: int, inits: int):
@@ -52,18 +57,20 @@ def run_proxy_search(args) -> int:
     space = load_or_report(path)
     if space is None:
         return 2
+    steps, inits = args.steps or DEFAULTS["steps"], args.inits or DEFAULTS["inits"]
     try:
-        proxies = parse_list(args.proxy)
+        proxies = parse_list(args.proxy or DEFAULTS["proxy"])
         objectives = {p.name: 1 if p.higher_is_better else -1 for p in proxies}
-        every = max(1, args.steps // 20)
+        every = max(1, steps // 20)
 
         def log(row):
-            if row["step"] % every == 0 or row["step"] == args.steps - 1:
+            if row["step"] % every == 0 or row["step"] == steps - 1:
                 scores = "  ".join(f"{p.alias} {row[p.name]:.4g}" for p in proxies)
                 print(f"step {row['step']:>4}  {scores}  reward {row['reward']:+.3f}  entropy {row['entropy']:.2f}",
                       file=sys.stderr)
-        result = run_reinforce(space, proxy_evaluator(space, proxies, args.seed, args.inits), steps=args.steps,
-                               seed=args.seed, out_dir=args.output, lr=args.policy_lr, objectives=objectives,
+        result = run_reinforce(space, proxy_evaluator(space, proxies, args.seed, inits), steps=steps,
+                               seed=args.seed, out_dir=args.output, lr=args.policy_lr or DEFAULTS["policy_lr"],
+                               objectives=objectives,
                                on_step=log)
     except SpacelangError as e:
         return report(e)
