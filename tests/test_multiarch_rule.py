@@ -52,6 +52,12 @@ def resnas(tmp_path):
     return str(path)
 
 
+def _log(run: str) -> list[dict]:
+    import csv
+    with open(os.path.join(run, "log.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _cfg(**kw):
     from spacelang.compiler.train import TrainConfig
     base = dict(epochs=3, batch_size=16, warmup_epochs=1, lr=1e-2, drop_path=0.1, rule="multiarch", na=3)
@@ -273,6 +279,19 @@ def test_cli_trains_and_resumes(resnas, tmp_path, capsys):
     cfg = ckpt.load(run).state["config"]
     assert ckpt.load(run).epoch == 2
     assert (cfg["rule"], cfg["na"], cfg["warmup_sampling"], cfg["token_label"]) == ("multiarch", 4, 1.0, True)
+
+
+def test_multiarch_under_a_retokenization_schedule(tmp_path, capsys):
+    """The masked pass runs each phase's network (the stem's stride and dilation rewritten)."""
+    space = tmp_path / "plain.space"
+    space.write_text(PLAIN)
+    run = str(tmp_path / "run")
+    assert main(["train", str(space), "-o", run, "--data", "synthetic", "--rule", "multiarch", "--na", "3",
+                 "--epochs", "2", "--batch-size", "16", "--retokenize", "1:4,3 2-:2,1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "multiarch (3 subnets a step" in err and "saving" in err
+    rows = _log(run)
+    assert [r["phase"] for r in rows] == ["4,3", "2,1"]
 
 
 @pytest.mark.slow  # digits at 32×32 through the example space (~15 s idle, a minute on a busy machine)
