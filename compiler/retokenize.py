@@ -20,7 +20,7 @@ resolution change — the op does this already); any other size-dependent parame
 refused.
 
 Training FLOPs are counted with the cost model: each step adds the forward FLOPs
-(:func:`spacelang.cost.netspec_cost`, the fvcore convention) of the step's archs at the phase's
+(the cost model through :class:`spacelang.search.costcache.CostCache`, the fvcore convention) of the step's archs at the phase's
 tokenization times the step's images, and the same at the space's own tokenization — the run's
 FLOPs without the schedule.  Their ratio gives Table 6's "training FLOPs saving" (the backward
 pass is a constant multiple of the forward pass for these layers, so the ratio is the same).
@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from spacelang import syntax as S
-from spacelang.cost import netspec_cost
 from spacelang.errors import OptionError, SpaceError
-from spacelang.util.archkey import arch_key
+from spacelang.search.costcache import CostCache
 
 #: log.csv columns this module fills (empty for runs without a schedule)
 LOG_COLUMNS = ("phase", "train_flops", "train_flops_full")
@@ -215,7 +214,9 @@ class Retokenizer:
         check_covers(self.phases, epochs)
         self.spaces = [phase_space(space, p) for p in self.phases]
         self.nets = [phase_net(net, s) for s in self.spaces]
-        self._costs: dict[tuple[int, Any], int] = {}
+        # per-layer memoised exact costs (bounded memory), one cache per phase space and the space's own
+        self._costs = [CostCache(s) for s in self.spaces]
+        self._own_cost = CostCache(space)
         self._flops = [0, 0]
 
     def index(self, epoch: int) -> int:
@@ -233,12 +234,7 @@ class Retokenizer:
 
     def flops_per_image(self, space_index: int | None, arch: Mapping[str, Any]) -> int:
         """Forward FLOPs of ``arch`` in phase ``space_index``'s space (None: the space's own)."""
-        key = (space_index, arch_key(arch))
-        hit = self._costs.get(key)
-        if hit is None:
-            space = self.space if space_index is None else self.spaces[space_index]
-            hit = self._costs[key] = netspec_cost(space.resolve(arch)).flops
-        return hit
+        return (self._own_cost if space_index is None else self._costs[space_index])(arch).flops
 
     def count(self, epoch: int, archs: Sequence[Mapping[str, Any]], images: int) -> None:
         """Add one step of 0-based ``epoch``: ``archs`` trained on ``images`` images."""

@@ -85,11 +85,15 @@ def check_fits_memory(spec, memory: int | None = None, bytes_per_param: int | No
         hint="check that layer's widths (heads, dims, hidden, the input resolution) for a typo")
 
 
+def carries_maps(layer) -> bool:
+    """Whether ``layer``'s op passes ``(B, C, H, W)`` maps on (its class sets ``carries_maps``)."""
+    return getattr(get_op(layer.kind), "carries_maps", False)
+
+
 def check_layouts(spec) -> None:
     """Refuse a network that mixes ops carrying ``(B, C, H, W)`` maps (NASViT's convolutional kinds
     and its transformer layer: ops whose class sets ``carries_maps``) with ops carrying tokens."""
-    kinds = [(path, layer.kind, getattr(get_op(layer.kind), "carries_maps", False))
-             for path, layer in spec.named_layers()]
+    kinds = [(path, layer.kind, carries_maps(layer)) for path, layer in spec.named_layers()]
     maps = [(p, k) for p, k, m in kinds if m]
     tokens = [(p, k) for p, k, m in kinds if not m]
     if maps and tokens:
@@ -246,7 +250,7 @@ def conv_heavy(spec) -> bool:
     networks ``channels_last`` speeds up (bench/bench_channels_last.py, CPU training step: 0.69–0.86×
     on the digits hybrid and NASViT's min arch).  Token networks meet a 4-D tensor only in their
     patchify conv and gain nothing consistent (AutoFormer-T: 0.97–1.04×), so they stay contiguous."""
-    return any(getattr(get_op(layer.kind), "carries_maps", False) for _, layer in spec.named_layers())
+    return any(carries_maps(layer) for _, layer in spec.named_layers())
 
 
 def build_supernet(space, drop_path: float = 0.0, channels_last: bool | None = None) -> Supernet:

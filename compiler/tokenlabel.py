@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from timm.data.mixup import one_hot
 
 #: timm's Mixup ``switch_prob`` default, DeiT's setting
 SWITCH_PROB = 0.5
@@ -83,9 +84,10 @@ def partners(offset: int, n: int, device=None) -> torch.Tensor:
 
 
 def soft_labels(labels: torch.Tensor, classes: int, smoothing: float) -> torch.Tensor:
-    """One-hot rows with label smoothing (timm's ``one_hot``: off = s/C, on = 1 − s + s/C)."""
+    """One-hot rows with label smoothing, as timm's ``mixup_target`` makes them (off = s/C,
+    on = 1 − s + s/C)."""
     off = smoothing / classes
-    return F.one_hot(labels.long(), classes).float() * (1.0 - smoothing) + off
+    return one_hot(labels.long(), classes, on_value=1.0 - smoothing + off, off_value=off)
 
 
 def token_grid_mask(grid: int, box: tuple[int, int, int, int] | None, device=None) -> torch.Tensor:

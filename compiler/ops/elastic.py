@@ -96,6 +96,16 @@ class ElasticQKV(nn.Module):
                               lead(self._part(self.bias, j), q) if bias else None)
                      .view(b, n, heads, head_dim).transpose(1, 2) for j in range(3))
 
+    def packed(self, x: torch.Tensor, q: int, bias: bool = True) -> torch.Tensor:
+        """``(…, 3·q)``: the leading ``q`` channels of each of q, k and v in one linear (timm's
+        packed layout, the input at its own width)."""
+        c = x.shape[-1]
+        w, b = self.weight, self.bias if bias else None
+        if q != self.qkv_dim or c != self.in_features:
+            w = w.view(3, self.qkv_dim, -1)[:, :q, :c].reshape(3 * q, c)
+            b = b.view(3, self.qkv_dim)[:, :q].reshape(-1) if b is not None else None
+        return F.linear(x, w, b)
+
     def extract(self, in_features: int, qkv_dim: int, bias: bool = True) -> nn.Linear:
         """``nn.Linear(in, 3·qkv_dim)`` in timm's layout."""
         bias = bias and self.bias is not None

@@ -21,6 +21,11 @@ def pool(x: torch.Tensor, how: str, cls: bool) -> torch.Tensor:
     return (x[:, 1:] if cls else x).mean(dim=1)
 
 
+def no_token_classifier() -> CompileError:
+    """The error for token logits asked of a head without the token-labelling classifier."""
+    return CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+
+
 class PreLogits(nn.Module):
     """As-ViT's pre-logits layer: ``tanh(Linear(dim, dim))``."""
 
@@ -61,11 +66,14 @@ class LinearHeadOp(nn.Module):
             x = torch.tanh(self.pre_logits(x, c, c))
         return self.fc(x, c, f.classes)
 
+    def _need_token_fc(self, f) -> None:
+        if self.token_fc is None or not f.token_label:
+            raise no_token_classifier()
+
     def token_logits(self, x: torch.Tensor, layer) -> torch.Tensor:
         """The token-labelling classifier's logits ``(B, N_patches, classes)`` (training only)."""
         f = layer.fields
-        if self.token_fc is None or not f.token_label:
-            raise CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+        self._need_token_fc(f)
         if f.norm:
             x = self.norm(x, f.in_dim)
         return self.token_fc(x[:, 1:] if f.cls else x, f.in_dim, f.classes)
@@ -75,8 +83,8 @@ class LinearHeadOp(nn.Module):
         f = layer.fields
         c = f.in_dim
         width = m.width("in_dim", c)
-        if tokens and (self.token_fc is None or not f.token_label):
-            raise CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+        if tokens:
+            self._need_token_fc(f)
         if f.norm:
             x = M.norm_masked(self.norm, x, width)
         y = pool(x, f.pool, f.cls)
@@ -124,7 +132,7 @@ class LinearHead(nn.Module):
         """The token-labelling classifier's logits ``(B, N, classes)`` for the patch tokens of ``x``
         (the head's input tokens, normalised like the pooled path)."""
         if self.token_fc is None:
-            raise CompileError("this head has no token-labelling classifier", hint="write `token_label true`")
+            raise no_token_classifier()
         if self.norm is not None:
             x = self.norm(x)
         return self.token_fc(x[:, 1:] if self.cls else x)

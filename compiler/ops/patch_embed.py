@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from spacelang.errors import CompileError
 
 from . import functional as Fn
+from . import masked as M
 from .elastic import ElasticConv2d, ElasticLayerNorm, ElasticLinear, lead
 from .embed import ElasticTokens, TokenHead, add_tokens
 from .registry import register
@@ -137,6 +138,12 @@ def _geometry(f) -> tuple[int, int, int, int]:
 class PatchEmbedOp(ElasticTokens, nn.Module):
     """Patchify conv at the largest width; as a transition it re-tokenises the incoming map."""
 
+    #: multiarch support (:mod:`.masked`): no syntax field may differ between the archs of one
+    #: step; the masks follow the normalised widths
+    masked = True
+    maskable_fields = frozenset()
+    masked_widths = ("in_dim", "dim")
+
     def __init__(self, layer):
         super().__init__()
         f = layer.fields
@@ -157,39 +164,31 @@ class PatchEmbedOp(ElasticTokens, nn.Module):
             raise CompileError("patch_embed: an elastic norm_before is not compiled",
                                hint="write `norm_before true` or `false`, not a choice")
 
-    def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
-        f = layer.fields
-        self._check(f)
+    def _project(self, x: torch.Tensor, f) -> torch.Tensor:
+        """Tokens of the projection at the layer's width and geometry (before norm and tokens)."""
         if x.dim() == 3:  # a transition: tokens back to a map (a class token cannot be re-tokenised)
             x = Fn.tokens_to_map(x, f.in_size)
         x = self.proj(x, f.dim, *_geometry(f))
-        if not f.norm_before:
-            x = Fn.map_to_tokens(x)
+        return x if f.norm_before else Fn.map_to_tokens(x)
+
+    def forward(self, x: torch.Tensor, layer) -> torch.Tensor:
+        f = layer.fields
+        self._check(f)
+        x = self._project(x, f)
         if f.norm:
             x = self.norm(x, f.dim)
         return add_tokens(x, *self._tokens(f))
 
-    #: multiarch support (compiler/ops/masked.py): no syntax field may differ between the archs
-    #: of one step; the masks follow the normalised widths
-    masked = True
-    maskable_fields = frozenset()
-    masked_widths = ("in_dim", "dim")
-
-    def forward_masked(self, x: torch.Tensor, layer, m) -> torch.Tensor:
+    def forward_masked(self, x: torch.Tensor, layer, m: M.SlotMasks) -> torch.Tensor:
         """Multiarch forward: the projection at the union width, masked LayerNorm (``norm``), class
         token and position embedding, every sample's tokens masked to its ``dim``."""
-        from . import masked as M
         f = layer.fields
         self._check(f)
         if f.norm_before and not m.uniform("in_dim"):
             raise CompileError("patch_embed: a norm_before re-embedding with an elastic input width has no "
                                "masked (multi-architecture) forward")
         width = m.width("dim", f.dim)
-        if x.dim() == 3:
-            x = Fn.tokens_to_map(x, f.in_size)
-        x = self.proj(x, f.dim, *_geometry(f))
-        if not f.norm_before:
-            x = Fn.map_to_tokens(x)
+        x = self._project(x, f)
         if f.norm:
             x = M.norm_masked(self.norm, width.apply(x), width)
         return width.apply(add_tokens(x, *self._tokens(f)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import DropPath, LayerScale, Mlp
 
 from . import functional as Fn
@@ -79,7 +78,7 @@ class ElasticAttention(nn.Module):
         heads, hd = f.heads, f.head_dim
         dim = x.shape[-1]
         rows = max(m.values("qkv_dim"))  # the widest arch's q (= k = v) channels
-        qkv = self._qkv_rows(x, rows, f.qkv_bias)
+        qkv = self.qkv.packed(x, rows, f.qkv_bias)
         bias = Fn.window_bias(self.relative_position_bias_table, heads, f.window, self.window) \
             if f.window else None
         rel_k, rel_v = self._rel(f, side)
@@ -95,15 +94,6 @@ class ElasticAttention(nn.Module):
             q, k, v = (t.reshape(*t.shape[:2], heads, hd).transpose(1, 2) for t in (q, k, v))
             out = M.gather_channels(Fn.attend(q, k, v, 1.0, bias, mask, rel_k, rel_v), to_flat)
         return M.linear_masked(self.proj, out, rows, m.out_width(dim))
-
-    def _qkv_rows(self, x: torch.Tensor, rows: int, bias: bool) -> torch.Tensor:
-        """``(…, 3·rows)``: the leading ``rows`` channels of q, k and v in one linear."""
-        w, b, qkv_dim = self.qkv.weight, self.qkv.bias if bias else None, self.qkv.qkv_dim
-        c = x.shape[-1]
-        if rows != qkv_dim or c != self.qkv.in_features:
-            w = w.view(3, qkv_dim, -1)[:, :rows, :c].reshape(3 * rows, c)
-            b = b.view(3, qkv_dim)[:, :rows].reshape(-1) if b is not None else None
-        return F.linear(x, w, b)
 
     def extract(self, f) -> "Attention":
         heads, hd, dim = f.heads, f.head_dim, f.dim
